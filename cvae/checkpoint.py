@@ -1,0 +1,48 @@
+"""Saving and loading checkpoints: weights plus the resolved config and figures, loadable with weights_only=True."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cvae.config import ExperimentConfig
+from cvae.model import CVAE
+
+
+class CheckpointError(ValueError):
+    """A one-line, user-facing error about a checkpoint file."""
+
+
+def save_checkpoint(path: str | Path, *, state_dict: dict[str, torch.Tensor], config: ExperimentConfig,
+                    metrics: dict[str, float] | None = None, epoch: int | None = None) -> Path:
+    """Write weights, the resolved config (as plain data) and the checkpoint's figures to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"state_dict": state_dict, "config": config.model_dump(), "metrics": dict(metrics or {}),
+               "epoch": epoch, "format": 1}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[CVAE, ExperimentConfig, dict[str, Any]]:
+    """(model in eval mode, its config, the saved payload); a missing or corrupt file is a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        config = ExperimentConfig.model_validate(payload["config"])
+        model = CVAE(config.model)
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, KeyError, TypeError,
+            ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable cvae checkpoint ({reason[:160]})") from None
+    model.eval()
+    return model, config, payload

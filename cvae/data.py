@@ -1,0 +1,155 @@
+"""Vocabulary, tenses, readers for the lab's file formats, and padded batches.
+
+Readers raise DataError with one line naming the file, the line number and what was wrong.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+TENSES: tuple[str, ...] = ("sp", "tp", "pg", "p")
+"""Tense names in their fixed order: simple present, third person, present progressive, simple past."""
+
+LAB_TEST_TENSES: tuple[tuple[int, int], ...] = (
+    (0, 3), (0, 2), (0, 1), (0, 1), (3, 1), (0, 2), (3, 0), (2, 0), (2, 3), (2, 1),
+)
+"""(source, target) tense of each line of the lab's 2-column test.txt, by position."""
+
+SOS, EOS = 0, 1
+LETTERS = string.ascii_lowercase
+PAD = 2 + len(LETTERS)  # 28
+UNK = PAD + 1  # 29: decoder input under word dropout
+N_OUTPUTS = 2 + len(LETTERS)  # SOS, EOS, a..z: what the decoder can emit
+N_INPUTS = UNK + 1  # embedding rows
+
+
+class DataError(ValueError):
+    """A one-line, user-facing error in a data file."""
+
+
+def encode_word(word: str) -> list[int]:
+    """'abc' -> [2, 3, 4] (character indices, no SOS/EOS)."""
+    return [2 + ord(ch) - ord("a") for ch in word]
+
+
+def decode_indices(indices: list[int]) -> str:
+    """Character indices up to the first EOS (or PAD) -> word; SOS is skipped."""
+    chars = []
+    for idx in indices:
+        if idx in (EOS, PAD):
+            break
+        if 2 <= idx < 2 + len(LETTERS):
+            chars.append(LETTERS[idx - 2])
+    return "".join(chars)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One test conversion: `source` in tense `src` -> `target` in tense `tgt` (tense indices)."""
+
+    source: str
+    target: str
+    src: int
+    tgt: int
+
+
+def _lines(path: Path) -> list[tuple[int, list[str]]]:
+    """Non-blank lines of ``path`` as (line number, fields); missing or empty file -> DataError."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    rows = [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not rows:
+        raise DataError(f"{path}: empty file, expected at least one line")
+    return rows
+
+
+def _check_word(path: Path, lineno: int, word: str) -> None:
+    if not word or any(ch not in LETTERS for ch in word):
+        bad = next((ch for ch in word if ch not in LETTERS), "")
+        raise DataError(f"{path}:{lineno}: word {word!r} has character {bad!r}; expected lower-case a-z only")
+
+
+def _tense(path: Path, lineno: int, name: str) -> int:
+    if name not in TENSES:
+        raise DataError(f"{path}:{lineno}: unknown tense {name!r}; expected one of {', '.join(TENSES)}")
+    return TENSES.index(name)
+
+
+def read_train(path: str | Path) -> list[tuple[str, str, str, str]]:
+    """Lab train file: every line `sp tp pg p`. Duplicated and noisy rows are kept as they are."""
+    path = Path(path)
+    rows = []
+    for lineno, fields in _lines(path):
+        if len(fields) != len(TENSES):
+            raise DataError(f"{path}:{lineno}: expected 4 words (sp tp pg p), got {len(fields)}")
+        for word in fields:
+            _check_word(path, lineno, word)
+        rows.append(tuple(fields))
+    return rows  # type: ignore[return-value]
+
+
+def read_pairs(path: str | Path) -> list[Pair]:
+    """Test conversions: lab 2-column form (tenses fixed by position, at most 10 lines) or 4-column form."""
+    path = Path(path)
+    lines = _lines(path)
+    pairs = []
+    for index, (lineno, fields) in enumerate(lines):
+        if len(fields) == 2:
+            if index >= len(LAB_TEST_TENSES):
+                raise DataError(
+                    f"{path}:{lineno}: a 2-column test file fixes tenses by position for {len(LAB_TEST_TENSES)} lines"
+                    " only; use the 4-column form `source target source_tense target_tense`")
+            src, tgt = LAB_TEST_TENSES[index]
+        elif len(fields) == 4:
+            src, tgt = _tense(path, lineno, fields[2]), _tense(path, lineno, fields[3])
+        else:
+            raise DataError(f"{path}:{lineno}: expected 2 columns (source target) or 4 columns"
+                            f" (source target source_tense target_tense), got {len(fields)}")
+        _check_word(path, lineno, fields[0])
+        _check_word(path, lineno, fields[1])
+        pairs.append(Pair(fields[0], fields[1], src, tgt))
+    columns = {len(fields) for _, fields in lines}
+    if len(columns) > 1:
+        raise DataError(f"{path}: mixes 2-column and 4-column lines; use one form")
+    return pairs
+
+
+def training_examples(rows: list[tuple[str, ...]]) -> tuple[list[str], list[int]]:
+    """Every (word, tense) of the train rows: the VAE reconstructs each word under its own tense."""
+    words, tenses = [], []
+    for row in rows:
+        for tense, word in enumerate(row):
+            words.append(word)
+            tenses.append(tense)
+    return words, tenses
+
+
+@dataclass
+class Batch:
+    """Padded character tensors of a list of words."""
+
+    chars: torch.Tensor  # (B, T) character indices, PAD after the word
+    lengths: torch.Tensor  # (B,) word lengths, without EOS
+    targets: torch.Tensor  # (B, T+1) characters then EOS, PAD after
+
+
+def make_batch(words: list[str]) -> Batch:
+    """Pad ``words`` into one Batch."""
+    lengths = torch.tensor([len(w) for w in words], dtype=torch.long)
+    width = int(lengths.max()) if words else 0
+    chars = torch.full((len(words), width), PAD, dtype=torch.long)
+    targets = torch.full((len(words), width + 1), PAD, dtype=torch.long)
+    for i, word in enumerate(words):
+        codes = torch.tensor(encode_word(word), dtype=torch.long)
+        chars[i, : len(word)] = codes
+        targets[i, : len(word)] = codes
+        targets[i, len(word)] = EOS
+    return Batch(chars=chars, lengths=lengths, targets=targets)

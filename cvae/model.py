@@ -1,0 +1,140 @@
+"""Conditional seq2seq VAE over characters: encoder, decoder and the CVAE that ties them.
+
+Shapes: B batch, T characters, E char embedding, C condition embedding, H hidden, L latent, V outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from cvae.config import ModelConfig
+from cvae.data import EOS, N_INPUTS, N_OUTPUTS, PAD, SOS, UNK, TENSES, decode_indices
+
+
+def _rnn(kind: str, input_size: int, hidden_size: int) -> nn.RNNBase:
+    cls = nn.GRU if kind == "gru" else nn.LSTM
+    return cls(input_size, hidden_size, batch_first=True)
+
+
+class Encoder(nn.Module):
+    """Characters + tense -> mean and log-variance of q(z | x, c)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(N_INPUTS, cfg.embed_size, padding_idx=PAD)
+        self.rnn = _rnn(cfg.rnn, cfg.embed_size, cfg.hidden_size)
+        self.to_mu = nn.Linear(cfg.hidden_size, cfg.latent_size)
+        self.to_logvar = nn.Linear(cfg.hidden_size, cfg.latent_size)
+
+    def forward(self, chars: torch.Tensor, lengths: torch.Tensor, cond: torch.Tensor):
+        batch = chars.shape[0]
+        # initial state: zeros with the tense embedding in its last C units, as in the lab
+        h0 = torch.cat([cond.new_zeros(batch, self.cfg.hidden_size - cond.shape[1]), cond], dim=1)  # (B, H)
+        h0 = h0.unsqueeze(0)  # (1, B, H)
+        state = (h0, torch.zeros_like(h0)) if self.cfg.rnn == "lstm" else h0
+        packed = pack_padded_sequence(self.embed(chars), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, final = self.rnn(packed, state)
+        h = (final[0] if self.cfg.rnn == "lstm" else final).squeeze(0)  # (B, H)
+        return self.to_mu(h), self.to_logvar(h)  # (B, L), (B, L)
+
+
+class Decoder(nn.Module):
+    """(z, tense) -> initial state; emits characters until EOS."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.init_h = nn.Linear(cfg.latent_size + cfg.cond_size, cfg.hidden_size)
+        self.init_c = (nn.Linear(cfg.latent_size + cfg.cond_size, cfg.hidden_size)
+                       if cfg.rnn == "lstm" and cfg.latent_to_cell else None)
+        self.embed = nn.Embedding(N_INPUTS, cfg.embed_size, padding_idx=PAD)
+        self.rnn = _rnn(cfg.rnn, cfg.embed_size, cfg.hidden_size)
+        self.out = nn.Linear(cfg.hidden_size, N_OUTPUTS)
+
+    def initial_state(self, z: torch.Tensor, cond: torch.Tensor):
+        zc = torch.cat([z, cond], dim=1)  # (B, L + C)
+        h = self.init_h(zc).unsqueeze(0)  # (1, B, H)
+        if self.cfg.rnn == "gru":
+            return h
+        c = self.init_c(zc).unsqueeze(0) if self.init_c is not None else torch.zeros_like(h)
+        return (h, c)
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor, targets: torch.Tensor, *, tf_ratio: float = 1.0,
+                word_dropout: float = 0.0) -> torch.Tensor:
+        """Teacher-forced logits (B, T+1, V) for ``targets`` (B, T+1: characters, EOS, PAD).
+
+        Each step is fed the true previous character with probability ``tf_ratio`` (drawn per word and step),
+        otherwise the model's own previous argmax. ``tf_ratio == 1`` runs the RNN once over the sequence.
+        """
+        batch, steps = targets.shape
+        state = self.initial_state(z, cond)
+        truth = torch.cat([targets.new_full((batch, 1), SOS), targets[:, :-1]], dim=1)  # (B, T+1) inputs
+        if word_dropout > 0.0:
+            drop = torch.rand(truth.shape) < word_dropout
+            drop[:, 0] = False
+            truth = truth.masked_fill(drop & (truth != PAD), UNK)
+        if tf_ratio >= 1.0:
+            output, _ = self.rnn(self.embed(truth), state)  # (B, T+1, H)
+            return self.out(output)  # (B, T+1, V)
+        forced = torch.rand(batch, steps) < tf_ratio  # (B, T+1)
+        logits = []
+        prev = truth[:, 0]
+        for t in range(steps):
+            inp = torch.where(forced[:, t], truth[:, t], prev) if t > 0 else prev  # (B,)
+            output, state = self.rnn(self.embed(inp).unsqueeze(1), state)  # (B, 1, H)
+            step_logits = self.out(output.squeeze(1))  # (B, V)
+            logits.append(step_logits)
+            prev = step_logits.argmax(dim=1)
+        return torch.stack(logits, dim=1)  # (B, T+1, V)
+
+    @torch.no_grad()
+    def greedy(self, z: torch.Tensor, cond: torch.Tensor, max_length: int) -> torch.Tensor:
+        """Greedy decoding of a batch: (B, <= max_length+1) emitted indices, PAD after EOS."""
+        batch = z.shape[0]
+        state = self.initial_state(z, cond)
+        inp = torch.full((batch,), SOS, dtype=torch.long)
+        done = torch.zeros(batch, dtype=torch.bool)
+        emitted = []
+        for _ in range(max_length + 1):
+            output, state = self.rnn(self.embed(inp).unsqueeze(1), state)  # (B, 1, H)
+            inp = self.out(output.squeeze(1)).argmax(dim=1)  # (B,)
+            emitted.append(inp.masked_fill(done, PAD))
+            done |= inp == EOS
+            if bool(done.all()):
+                break
+        return torch.stack(emitted, dim=1)
+
+
+class CVAE(nn.Module):
+    """Conditional VAE: tense embedding shared by encoder and decoder."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.cond = nn.Embedding(len(TENSES), cfg.cond_size)
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+
+    def encode(self, chars: torch.Tensor, lengths: torch.Tensor, tense: torch.Tensor):
+        return self.encoder(chars, lengths, self.cond(tense))
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def forward(self, chars, lengths, targets, tense, *, tf_ratio: float = 1.0):
+        """Reconstruct words under their own tense: logits (B, T+1, V), mu, logvar (B, L)."""
+        mu, logvar = self.encode(chars, lengths, tense)
+        z = self.reparameterize(mu, logvar)
+        word_dropout = self.cfg.word_dropout if self.training else 0.0
+        logits = self.decoder(z, self.cond(tense), targets, tf_ratio=tf_ratio, word_dropout=word_dropout)
+        return logits, mu, logvar
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, tense: torch.Tensor, max_length: int | None = None) -> list[str]:
+        """Greedy words from latents ``z`` (B, L) under tenses (B,)."""
+        emitted = self.decoder.greedy(z, self.cond(tense), max_length or self.cfg.max_length)
+        return [decode_indices(row) for row in emitted.tolist()]

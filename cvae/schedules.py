@@ -1,0 +1,31 @@
+"""KL-weight and teacher-forcing schedules: pure functions of where training is."""
+
+from __future__ import annotations
+
+from cvae.config import KLConfig, TeacherForcingConfig
+
+
+def kl_weight(cfg: KLConfig, *, epoch: int, step: int, epochs: int, steps_per_epoch: int) -> float:
+    """Beta at 0-based ``epoch`` / global ``step`` of a run of ``epochs`` x ``steps_per_epoch`` steps.
+
+    - constant: beta_max.
+    - monotonic: beta_start + (beta_max - beta_start) * min(1, t / ramp). The seed's rule (0.001 per epoch
+      from 0, capped at 1) is beta_start=0, beta_max=1, ramp=1000, unit=epoch.
+    - cyclical (Fu et al. 2019): the run is split into ``cycles`` equal periods; within each, beta rises
+      linearly from 0 to beta_max over the first ``ratio`` of the period and then stays at beta_max.
+    """
+    if cfg.schedule == "constant":
+        return cfg.beta_max
+    t, total = (epoch, epochs) if cfg.unit == "epoch" else (step, epochs * steps_per_epoch)
+    if cfg.schedule == "monotonic":
+        return cfg.beta_start + (cfg.beta_max - cfg.beta_start) * min(1.0, t / cfg.ramp)
+    period = total / cfg.cycles
+    tau = (t % period) / period
+    return cfg.beta_max * min(1.0, tau / cfg.ratio)
+
+
+def teacher_forcing_ratio(cfg: TeacherForcingConfig, *, epoch: int) -> float:
+    """Teacher-forcing ratio at 0-based ``epoch``: constant, or linear from start to end over decay_epochs."""
+    if cfg.schedule == "constant":
+        return cfg.start
+    return cfg.start + (cfg.end - cfg.start) * min(1.0, epoch / cfg.decay_epochs)

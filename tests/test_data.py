@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+
+from cvae.data import (EOS, LAB_TEST_TENSES, PAD, DataError, decode_indices, encode_word, make_batch, read_pairs,
+                       read_train, training_examples)
+
+
+def write(tmp_path: Path, text: str, name: str = "f.txt") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_read_train_good(tmp_path):
+    rows = read_train(write(tmp_path, "abandon abandons abandoning abandoned\nbegin begins beginning began\n"))
+    assert rows == [("abandon", "abandons", "abandoning", "abandoned"), ("begin", "begins", "beginning", "began")]
+
+
+def test_real_lab_files_are_accepted(lab_dir):
+    rows = read_train(lab_dir / "train.txt")
+    assert len(rows) == 1227
+    assert len(rows) - len(set(rows)) == 10  # duplicated rows are kept as they are
+    pairs = read_pairs(lab_dir / "test.txt")
+    assert len(pairs) == 10
+    assert [(p.src, p.tgt) for p in pairs] == list(LAB_TEST_TENSES)
+    assert pairs[0].source == "abandon" and pairs[0].target == "abandoned"
+
+
+def test_four_column_pairs(tmp_path):
+    pairs = read_pairs(write(tmp_path, "began begins p tp\nrun running sp pg\n"))
+    assert [(p.src, p.tgt) for p in pairs] == [(3, 1), (0, 2)]
+
+
+@pytest.mark.parametrize(
+    ("reader", "text", "expected"),
+    [
+        (read_train, "abandon abandons abandoning\n", "f.txt:1: expected 4 words"),
+        (read_train, "a b c d\nAbandon abandons abandoning abandoned\n", "f.txt:2: word 'Abandon' has character 'A'"),
+        (read_train, "ab1 b c d\n", "f.txt:1: word 'ab1' has character '1'"),
+        (read_train, "\n  \n", "f.txt: empty file"),
+        (read_pairs, "go went sp past\n", "f.txt:1: unknown tense 'past'"),
+        (read_pairs, "go went sp\n", "f.txt:1: expected 2 columns"),
+        (read_pairs, "go\n", "f.txt:1: expected 2 columns"),
+        (read_pairs, "go went\ngo goes sp tp\n", "mixes 2-column and 4-column"),
+        (read_pairs, "".join("go went\n" for _ in range(11)), "f.txt:11: a 2-column test file"),
+    ],
+)
+def test_reader_errors_name_file_and_line(tmp_path, reader, text, expected):
+    with pytest.raises(DataError) as info:
+        reader(write(tmp_path, text))
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("reader", [read_train, read_pairs])
+def test_missing_file(tmp_path, reader):
+    with pytest.raises(DataError, match="nope.txt: file not found"):
+        reader(tmp_path / "nope.txt")
+
+
+def test_encoding_roundtrip_and_batch():
+    assert decode_indices(encode_word("verb") + [EOS, 5]) == "verb"
+    batch = make_batch(["go", "went"])
+    assert batch.chars.shape == (2, 4)  # (B, T)
+    assert batch.targets.shape == (2, 5)  # (B, T+1)
+    assert batch.chars[0, 2] == PAD and batch.targets[0, 2] == EOS and batch.targets[1, 4] == EOS
+    assert batch.lengths.tolist() == [2, 4]
+
+
+def test_training_examples_cover_every_tense():
+    words, tenses = training_examples([("go", "goes", "going", "went")])
+    assert words == ["go", "goes", "going", "went"] and tenses == [0, 1, 2, 3]

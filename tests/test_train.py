@@ -1,0 +1,91 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cvae.train import convert, fit
+
+from tests.conftest import ROOT, tiny_config
+
+TIMINGS = {"train/words_per_s", "train/epoch_time_s"}
+
+
+def test_short_run_lowers_the_loss_and_reports_every_figure():
+    records = []
+    result = fit(tiny_config(train={"epochs": 6}), callbacks=[records.append])
+    assert result.status == "ok" and len(records) == 6
+    assert records[-1].metrics["train/loss"] < records[0].metrics["train/loss"]
+    for key in ("train/loss", "train/kl", "train/kl_weight", "train/grad_norm_mean", "train/grad_norm_max",
+                "train/grad_norm_encoder_max", "train/grad_norm_decoder_max", "val/bleu4", "val/gaussian",
+                "val/active_units", "val/kl", "val/mutual_info"):
+        assert key in records[-1].metrics, key
+    assert len(records[-1].kl_per_dim) == 8
+    assert result.best_epoch is not None and result.metrics == records[result.best_epoch - 1].metrics
+
+
+def test_same_seed_same_figures_and_other_seed_differs():
+    a = fit(tiny_config(train={"epochs": 2, "seed": 3}))
+    b = fit(tiny_config(train={"epochs": 2, "seed": 3}))
+    c = fit(tiny_config(train={"epochs": 2, "seed": 4}))
+    def figures(result):  # everything but wall-clock timings
+        return [{k: v for k, v in r.metrics.items() if k not in TIMINGS} for r in result.history]
+
+    assert figures(a) == figures(b)
+    assert a.history[-1].metrics["train/loss"] != c.history[-1].metrics["train/loss"]
+
+
+def test_sgd_at_huge_lr_diverges_with_step_and_cause():
+    result = fit(tiny_config(optim={"name": "sgd", "lr": 1e4, "clip_norm": None}, train={"epochs": 5}))
+    assert result.status == "diverged"
+    assert result.diverged_step is not None and result.diverged_step >= 1
+    assert "non-finite" in result.divergence_cause
+    for record in result.history:  # no NaN is reported as a figure
+        assert all(torch.isfinite(torch.tensor(v)) for v in record.metrics.values())
+
+
+def test_callback_can_stop_training():
+    result = fit(tiny_config(train={"epochs": 5}), callbacks=[lambda record: record.epoch >= 2])
+    assert result.status == "stopped" and len(result.history) == 2
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_teacher_forcing_decay_word_dropout_and_free_bits_train(rnn):
+    cfg = tiny_config(model={"rnn": rnn, "word_dropout": 0.2, "latent_to_cell": True},
+                      teacher_forcing={"schedule": "linear", "start": 1.0, "end": 0.5, "decay_epochs": 2},
+                      kl={"schedule": "cyclical", "free_bits": 0.1}, train={"epochs": 2, "select": "last"})
+    result = fit(cfg)
+    assert result.status == "ok" and result.best_epoch == 2
+    assert result.history[1].metrics["train/tf_ratio"] == pytest.approx(0.75)
+
+
+def test_checkpoint_roundtrip_and_corruption(tmp_path):
+    cfg = tiny_config(train={"epochs": 1})
+    result = fit(cfg)
+    path = save_checkpoint(tmp_path / "model.pt", state_dict=result.state_dict, config=cfg,
+                           metrics=result.metrics, epoch=result.best_epoch)
+    model, loaded, payload = load_checkpoint(path)
+    assert loaded == cfg and payload["epoch"] == 1
+    from cvae.train import Data
+    data = Data.load(cfg)
+    assert convert(model, data.test) == [s["prediction"] for s in result.samples["test"]]
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="model.pt: not a readable cvae checkpoint"):
+        load_checkpoint(path)
+
+
+def test_cli_trains_and_refuses_bad_input(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(tiny_config(train={"epochs": 1}).model_dump_json())
+    done = subprocess.run([sys.executable, "-m", "cvae.train", str(spec), "--save", str(tmp_path / "m.pt")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "val/bleu4" in done.stdout and (tmp_path / "m.pt").is_file()
+    bad = subprocess.run([sys.executable, "-m", "cvae.train", str(spec), "--set", "optim.lr=-1"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == f"error: {spec}: key optim.lr: Input should be greater than 0, got -1"
+    missing = subprocess.run([sys.executable, "-m", "cvae.train", str(spec), "--set", "data.test=/no/such.txt"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: /no/such.txt: file not found"
