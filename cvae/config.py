@@ -94,7 +94,8 @@ class TeacherForcingConfig(_Section):
     schedule: Literal["constant", "linear"] = "constant"
     """`constant` keeps `start`; `linear` decays from `start` to `end` over `decay_epochs`."""
     start: float = Field(default=1.0, ge=0.0, le=1.0)
-    """Teacher-forcing ratio at epoch 0: chance that a decoder step is fed the true previous character."""
+    """Teacher-forcing ratio at epoch 0: chance that a training step feeds the decoder the true characters
+    (otherwise it is fed its own previous outputs). Decided once per optimizer step, as the seed did per word."""
     end: float = Field(default=0.5, ge=0.0, le=1.0)
     """`linear`: ratio reached after `decay_epochs` and kept afterwards."""
     decay_epochs: int = Field(default=20, ge=1)

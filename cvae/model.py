@@ -62,43 +62,41 @@ class Decoder(nn.Module):
         c = self.init_c(zc).unsqueeze(0) if self.init_c is not None else torch.zeros_like(h)
         return (h, c)
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor, targets: torch.Tensor, *, tf_ratio: float = 1.0,
+    def forward(self, z: torch.Tensor, cond: torch.Tensor, targets: torch.Tensor, *, teacher_forcing: bool = True,
                 word_dropout: float = 0.0) -> torch.Tensor:
-        """Teacher-forced logits (B, T+1, V) for ``targets`` (B, T+1: characters, EOS, PAD).
+        """Logits (B, T+1, V) for ``targets`` (B, T+1: characters, EOS, PAD).
 
-        Each step is fed the true previous character with probability ``tf_ratio`` (drawn per word and step),
-        otherwise the model's own previous argmax. ``tf_ratio == 1`` runs the RNN once over the sequence.
+        With ``teacher_forcing`` every step is fed the true previous character (one RNN call over the sequence);
+        without it, the model's own previous argmax (free running, one call per character).
         """
         batch, steps = targets.shape
         state = self.initial_state(z, cond)
         truth = torch.cat([targets.new_full((batch, 1), SOS), targets[:, :-1]], dim=1)  # (B, T+1) inputs
-        if word_dropout > 0.0:
-            drop = torch.rand(truth.shape) < word_dropout
-            drop[:, 0] = False
-            truth = truth.masked_fill(drop & (truth != PAD), UNK)
-        if tf_ratio >= 1.0:
+        if teacher_forcing:
+            if word_dropout > 0.0:
+                drop = torch.rand(truth.shape) < word_dropout
+                drop[:, 0] = False
+                truth = truth.masked_fill(drop & (truth != PAD), UNK)
             output, _ = self.rnn(self.embed(truth), state)  # (B, T+1, H)
             return self.out(output)  # (B, T+1, V)
-        forced = torch.rand(batch, steps) < tf_ratio  # (B, T+1)
         logits = []
-        prev = truth[:, 0]
-        for t in range(steps):
-            inp = torch.where(forced[:, t], truth[:, t], prev) if t > 0 else prev  # (B,)
+        inp = truth[:, 0]  # (B,) SOS
+        for _ in range(steps):
             output, state = self.rnn(self.embed(inp).unsqueeze(1), state)  # (B, 1, H)
             step_logits = self.out(output.squeeze(1))  # (B, V)
             logits.append(step_logits)
-            prev = step_logits.argmax(dim=1)
+            inp = step_logits.argmax(dim=1)
         return torch.stack(logits, dim=1)  # (B, T+1, V)
 
     @torch.no_grad()
     def greedy(self, z: torch.Tensor, cond: torch.Tensor, max_length: int) -> torch.Tensor:
-        """Greedy decoding of a batch: (B, <= max_length+1) emitted indices, PAD after EOS."""
+        """Greedy decoding of a batch: (B, <= max_length) emitted indices, PAD after EOS."""
         batch = z.shape[0]
         state = self.initial_state(z, cond)
         inp = torch.full((batch,), SOS, dtype=torch.long)
         done = torch.zeros(batch, dtype=torch.bool)
         emitted = []
-        for _ in range(max_length + 1):
+        for _ in range(max_length):
             output, state = self.rnn(self.embed(inp).unsqueeze(1), state)  # (B, 1, H)
             inp = self.out(output.squeeze(1)).argmax(dim=1)  # (B,)
             emitted.append(inp.masked_fill(done, PAD))
@@ -125,12 +123,13 @@ class CVAE(nn.Module):
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
-    def forward(self, chars, lengths, targets, tense, *, tf_ratio: float = 1.0):
+    def forward(self, chars, lengths, targets, tense, *, teacher_forcing: bool = True):
         """Reconstruct words under their own tense: logits (B, T+1, V), mu, logvar (B, L)."""
         mu, logvar = self.encode(chars, lengths, tense)
         z = self.reparameterize(mu, logvar)
         word_dropout = self.cfg.word_dropout if self.training else 0.0
-        logits = self.decoder(z, self.cond(tense), targets, tf_ratio=tf_ratio, word_dropout=word_dropout)
+        logits = self.decoder(z, self.cond(tense), targets, teacher_forcing=teacher_forcing,
+                              word_dropout=word_dropout)
         return logits, mu, logvar
 
     @torch.no_grad()

@@ -112,9 +112,10 @@ def convert(model: CVAE, pairs: Sequence[Pair]) -> list[str]:
     return model.generate(mu, torch.tensor([p.tgt for p in pairs]))
 
 
-def loss_terms(model: CVAE, chars, lengths, targets, tense, *, tf_ratio: float, beta: float, free_bits: float):
+def loss_terms(model: CVAE, chars, lengths, targets, tense, *, teacher_forcing: bool, beta: float,
+               free_bits: float):
     """(loss, reconstruction, KL) for one batch; reconstruction and KL are per word, summed over chars/dims."""
-    logits, mu, logvar = model(chars, lengths, targets, tense, tf_ratio=tf_ratio)  # (B, T+1, V), (B, L)
+    logits, mu, logvar = model(chars, lengths, targets, tense, teacher_forcing=teacher_forcing)  # (B, T+1, V), (B, L)
     recon = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
                                         reduction="sum") / chars.shape[0]
     kl_dims = kl_per_dim(mu, logvar)  # (L,)
@@ -164,8 +165,10 @@ class Trainer:
             width = int(lengths.max())
             beta = kl_weight(cfg.kl, epoch=epoch, step=self.step, epochs=cfg.train.epochs,
                              steps_per_epoch=self.steps_per_epoch)
+            forced = bool(torch.rand(()) < tf)  # teacher forcing is decided once per step, as in the seed
             loss, recon, kl = loss_terms(self.model, self.chars[idx, :width], lengths, self.targets[idx, :width + 1],
-                                         self.data.tenses[idx], tf_ratio=tf, beta=beta, free_bits=cfg.kl.free_bits)
+                                         self.data.tenses[idx], teacher_forcing=forced, beta=beta,
+                                         free_bits=cfg.kl.free_bits)
             self.step += 1
             if not torch.isfinite(loss):
                 raise _Diverged(self.step, f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}")

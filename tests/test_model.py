@@ -7,14 +7,14 @@ from cvae.model import CVAE
 
 
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
-@pytest.mark.parametrize("tf_ratio", [1.0, 0.5, 0.0])
-def test_shapes(rnn, tf_ratio):
+@pytest.mark.parametrize("teacher_forcing", [True, False])
+def test_shapes(rnn, teacher_forcing):
     cfg = ModelConfig(rnn=rnn, hidden_size=24, embed_size=8, latent_size=6, cond_size=4, word_dropout=0.2,
                       latent_to_cell=rnn == "lstm")
     model = CVAE(cfg)
     batch = make_batch(["go", "running", "ran"])
     tense = torch.tensor([0, 2, 3])
-    logits, mu, logvar = model(batch.chars, batch.lengths, batch.targets, tense, tf_ratio=tf_ratio)
+    logits, mu, logvar = model(batch.chars, batch.lengths, batch.targets, tense, teacher_forcing=teacher_forcing)
     assert logits.shape == (3, 8, N_OUTPUTS)  # (B, T+1, V)
     assert mu.shape == logvar.shape == (3, 6)  # (B, L)
     words = model.generate(torch.randn(5, 6), torch.tensor([0, 1, 2, 3, 0]), max_length=4)

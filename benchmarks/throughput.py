@@ -1,0 +1,100 @@
+"""Trainer throughput against a seed-style loop, in one process on one thread.
+
+`python -m benchmarks.throughput [--spec baseline.yaml] [--repeats 3] [--reference-words 300]`
+
+(i) The reference trains the same model size on the same words the way the original lab code did: one word
+per step, the encoder and decoder stepped one character at a time from Python, teacher forcing decided per
+word, SGD. (ii) The project's trainer runs whole epochs of the spec. Both print words/s (median of the repeats)
+and the ratio is trainer / reference. Timings drift on a shared machine; the ratio from one run is the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from cvae.config import ExperimentConfig, load_config
+from cvae.data import EOS, SOS, encode_word
+from cvae.metrics import kl_per_dim
+from cvae.model import CVAE
+from cvae.train import Data, Trainer
+
+
+def reference_words_per_s(config: ExperimentConfig, data: Data, *, n_words: int, seed: int) -> float:
+    """Words/s of a per-word, per-character training loop over ``n_words`` training words."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    model = CVAE(config.model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    enc, dec = model.encoder, model.decoder
+    hidden = config.model.hidden_size
+    lstm = config.model.rnn == "lstm"
+    picks = [rng.randrange(len(data.words)) for _ in range(n_words)]
+    started = time.perf_counter()
+    for index in picks:
+        word, tense = data.words[index], torch.tensor([int(data.tenses[index])])
+        cond = model.cond(tense)  # (1, C)
+        h = torch.cat([torch.zeros(1, hidden - cond.shape[1]), cond], dim=1).unsqueeze(0)  # (1, 1, H)
+        state = (h, torch.zeros_like(h)) if lstm else h
+        for code in encode_word(word):
+            _, state = enc.rnn(enc.embed(torch.tensor([[code]])), state)  # one character per call
+        h = state[0] if lstm else state
+        mu, logvar = enc.to_mu(h[0]), enc.to_logvar(h[0])  # (1, L)
+        z = model.reparameterize(mu, logvar)
+        state = dec.initial_state(z, cond)
+        targets = encode_word(word) + [EOS]
+        forced = rng.random() < 0.5
+        inp, loss = torch.tensor([[SOS]]), torch.zeros(())
+        for target in targets:
+            out, state = dec.rnn(dec.embed(inp), state)
+            logits = dec.out(out[:, 0])  # (1, V)
+            loss = loss + nn.functional.cross_entropy(logits, torch.tensor([target]))
+            inp = torch.tensor([[target]]) if forced else logits.argmax(dim=1, keepdim=True)
+        loss = loss + 0.001 * kl_per_dim(mu, logvar).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return n_words / (time.perf_counter() - started)
+
+
+def trainer_words_per_s(config: ExperimentConfig, data: Data, *, seed: int) -> float:
+    """Words/s of one training epoch of the project's trainer (evaluation excluded)."""
+    torch.manual_seed(seed)
+    trainer = Trainer(config, data)
+    figures = trainer.train_epoch(0)
+    return figures["train/words_per_s"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default="baseline.yaml", help="experiment whose model, data and batch size to use")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-words", type=int, default=300, help="words per reference repeat")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    config = load_config(args.spec, overrides=args.overrides)
+    data = Data.load(config)
+    print(f"model: {config.model.rnn.upper()} hidden {config.model.hidden_size}, latent {config.model.latent_size};"
+          f" {len(data.words)} training words; batch {config.train.batch_size}; teacher forcing"
+          f" {config.teacher_forcing.schedule} {config.teacher_forcing.start}; 1 thread", flush=True)
+    reference, trainer = [], []
+    for repeat in range(args.repeats):
+        reference.append(reference_words_per_s(config, data, n_words=args.reference_words, seed=repeat))
+        trainer.append(trainer_words_per_s(config, data, seed=repeat))
+        print(f"repeat {repeat + 1}: reference {reference[-1]:.1f} words/s, trainer {trainer[-1]:.1f} words/s",
+              flush=True)
+    ref, ours = statistics.median(reference), statistics.median(trainer)
+    print(f"seed-style reference: {ref:.1f} words/s (median of {args.repeats})")
+    print(f"project trainer:      {ours:.1f} words/s (median of {args.repeats})")
+    print(f"ratio: {ours / ref:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
