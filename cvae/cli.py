@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         def on_epoch(record: EpochRecord) -> None:
             bar.update(task, completed=record.epoch, figures=_figures(record.metrics))
             if not console.is_terminal:
-                console.print(f"epoch {record.epoch}: {_figures(record.metrics)}")
+                print(f"epoch {record.epoch}: {_figures(record.metrics)}", file=sys.stderr, flush=True)
 
         result = fit(config, callbacks=[on_epoch], data=data, progress=on_step)
     out = Console()

@@ -120,6 +120,8 @@ class TrainConfig(_Section):
     """Number of passes over the training words."""
     batch_size: int = Field(default=64, ge=1)
     """Words per optimizer step (1 reproduces the seed's per-word SGD)."""
+    bucket: bool = True
+    """Batch words of similar length together (less padding, faster); batches are still drawn in random order."""
     seed: int = 0
     """Seed of every random draw: init, shuffling, teacher forcing, dropout, Gaussian-score noise."""
     num_threads: int = Field(default=1, ge=1)

@@ -29,6 +29,8 @@ MI_BATCH = 512
 """Words (a fixed, seeded subset) on which mutual information is estimated."""
 N_SAMPLES = 20
 """Gaussian generations kept in a result's samples."""
+BUCKET_POOL = 32
+"""With bucketing, each run of this many batches' worth of shuffled words is sorted by length before batching."""
 
 
 @dataclass
@@ -149,18 +151,29 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.data.words) / self.config.train.batch_size)
 
+    def batches(self) -> list[torch.Tensor]:
+        """This epoch's batches of word indices: shuffled; with bucketing, words of similar length together."""
+        cfg = self.config.train
+        order = torch.randperm(len(self.data.words))
+        if not cfg.bucket or cfg.batch_size == 1:
+            return list(order.split(cfg.batch_size))
+        pool = cfg.batch_size * BUCKET_POOL
+        batches: list[torch.Tensor] = []
+        for start in range(0, len(order), pool):
+            chunk = order[start:start + pool]
+            batches.extend(chunk[torch.argsort(self.lengths[chunk], stable=True)].split(cfg.batch_size))
+        return [batches[i] for i in torch.randperm(len(batches)).tolist()]
+
     def train_epoch(self, epoch: int, progress: Progress | None = None) -> dict[str, float]:
         cfg = self.config
         self.model.train()
         tf = teacher_forcing_ratio(cfg.teacher_forcing, epoch=epoch)
         totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "kl_weight": 0.0}
         norms: dict[str, list[float]] = {"global": [], "encoder": [], "decoder": []}
-        order = torch.randperm(len(self.data.words))
         started = time.perf_counter()
         n_steps = 0
         every = max(1, self.steps_per_epoch // 50)
-        for start in range(0, len(order), cfg.train.batch_size):
-            idx = order[start:start + cfg.train.batch_size]
+        for idx in self.batches():
             lengths = self.lengths[idx]
             width = int(lengths.max())
             beta = kl_weight(cfg.kl, epoch=epoch, step=self.step, epochs=cfg.train.epochs,
@@ -200,7 +213,7 @@ class Trainer:
         for name in ("encoder", "decoder"):
             record[f"train/grad_norm_{name}_mean"] = sum(norms[name]) / n_steps
             record[f"train/grad_norm_{name}_max"] = max(norms[name])
-        record["train/words_per_s"] = len(order) / elapsed
+        record["train/words_per_s"] = len(self.data.words) / elapsed
         record["train/epoch_time_s"] = elapsed
         return record
 
