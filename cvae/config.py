@@ -120,6 +120,9 @@ class TrainConfig(_Section):
     """Number of passes over the training words."""
     batch_size: int = Field(default=64, ge=1)
     """Words per optimizer step (1 reproduces the seed's per-word SGD)."""
+    cross_tense: bool = False
+    """Decode each encoded word as its verb's form in a uniformly drawn tense (the train rows give all four),
+    instead of reconstructing it under its own tense: teaches the latent to carry the verb, not the tense."""
     bucket: bool = True
     """Batch words of similar length together (less padding, faster); batches are still drawn in random order."""
     seed: int = 0

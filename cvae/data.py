@@ -123,7 +123,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
 
 
 def training_examples(rows: list[tuple[str, ...]]) -> tuple[list[str], list[int]]:
-    """Every (word, tense) of the train rows: the VAE reconstructs each word under its own tense."""
+    """Every (word, tense) of the train rows, row-major: the word of row r in tense t is at index 4r + t."""
     words, tenses = [], []
     for row in rows:
         for tense, word in enumerate(row):

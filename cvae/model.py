@@ -123,12 +123,16 @@ class CVAE(nn.Module):
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
-    def forward(self, chars, lengths, targets, tense, *, teacher_forcing: bool = True):
-        """Reconstruct words under their own tense: logits (B, T+1, V), mu, logvar (B, L)."""
+    def forward(self, chars, lengths, targets, tense, *, target_tense=None, teacher_forcing: bool = True):
+        """Encode words under ``tense``, decode ``targets`` under ``target_tense`` (default: the same tense).
+
+        Returns logits (B, T+1, V), mu, logvar (B, L).
+        """
         mu, logvar = self.encode(chars, lengths, tense)
         z = self.reparameterize(mu, logvar)
         word_dropout = self.cfg.word_dropout if self.training else 0.0
-        logits = self.decoder(z, self.cond(tense), targets, teacher_forcing=teacher_forcing,
+        target_tense = tense if target_tense is None else target_tense
+        logits = self.decoder(z, self.cond(target_tense), targets, teacher_forcing=teacher_forcing,
                               word_dropout=word_dropout)
         return logits, mu, logvar
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cvae.config import ExperimentConfig
-from cvae.data import PAD, Pair, make_batch, read_pairs, read_train, training_examples
+from cvae.data import PAD, TENSES, Pair, make_batch, read_pairs, read_train, training_examples
 from cvae.metrics import (active_units, gaussian_generations, gaussian_score, kl_per_dim, mean_bleu4,
                           mutual_information)
 from cvae.model import CVAE
@@ -114,10 +114,11 @@ def convert(model: CVAE, pairs: Sequence[Pair]) -> list[str]:
     return model.generate(mu, torch.tensor([p.tgt for p in pairs]))
 
 
-def loss_terms(model: CVAE, chars, lengths, targets, tense, *, teacher_forcing: bool, beta: float,
+def loss_terms(model: CVAE, chars, lengths, targets, tense, target_tense, *, teacher_forcing: bool, beta: float,
                free_bits: float):
     """(loss, reconstruction, KL) for one batch; reconstruction and KL are per word, summed over chars/dims."""
-    logits, mu, logvar = model(chars, lengths, targets, tense, teacher_forcing=teacher_forcing)  # (B, T+1, V), (B, L)
+    logits, mu, logvar = model(chars, lengths, targets, tense, target_tense=target_tense,
+                               teacher_forcing=teacher_forcing)  # (B, T+1, V), (B, L)
     recon = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
                                         reduction="sum") / chars.shape[0]
     kl_dims = kl_per_dim(mu, logvar)  # (L,)
@@ -164,6 +165,13 @@ class Trainer:
             batches.extend(chunk[torch.argsort(self.lengths[chunk], stable=True)].split(cfg.batch_size))
         return [batches[i] for i in torch.randperm(len(batches)).tolist()]
 
+    def target_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        """Words the decoder must produce for the encoded words ``idx``: themselves, or with ``cross_tense``
+        the same verb's form in a tense drawn uniformly (words of row r sit at 4r .. 4r+3)."""
+        if not self.config.train.cross_tense:
+            return idx
+        return idx - self.data.tenses[idx] + torch.randint(len(TENSES), idx.shape)
+
     def train_epoch(self, epoch: int, progress: Progress | None = None) -> dict[str, float]:
         cfg = self.config
         self.model.train()
@@ -179,8 +187,11 @@ class Trainer:
             beta = kl_weight(cfg.kl, epoch=epoch, step=self.step, epochs=cfg.train.epochs,
                              steps_per_epoch=self.steps_per_epoch)
             forced = bool(torch.rand(()) < tf)  # teacher forcing is decided once per step, as in the seed
-            loss, recon, kl = loss_terms(self.model, self.chars[idx, :width], lengths, self.targets[idx, :width + 1],
-                                         self.data.tenses[idx], teacher_forcing=forced, beta=beta,
+            target_idx = self.target_indices(idx)
+            target_width = int(self.lengths[target_idx].max()) + 1
+            loss, recon, kl = loss_terms(self.model, self.chars[idx, :width], lengths,
+                                         self.targets[target_idx, :target_width], self.data.tenses[idx],
+                                         self.data.tenses[target_idx], teacher_forcing=forced, beta=beta,
                                          free_bits=cfg.kl.free_bits)
             self.step += 1
             if not torch.isfinite(loss):

@@ -89,3 +89,14 @@ def test_cli_trains_and_refuses_bad_input(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "cvae.train", str(spec), "--set", "data.test=/no/such.txt"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and missing.stderr.strip() == "error: /no/such.txt: file not found"
+
+
+def test_cross_tense_targets_are_the_same_verb_in_another_tense():
+    from cvae.train import Data, Trainer
+    cfg = tiny_config(train={"cross_tense": True})
+    trainer = Trainer(cfg, Data.load(cfg))
+    idx = torch.arange(len(trainer.data.words))
+    targets = trainer.target_indices(idx)
+    assert torch.equal(targets // 4, idx // 4)  # same row, i.e. same verb
+    assert (targets != idx).any()  # and often another tense
+    assert fit(cfg).status == "ok"
