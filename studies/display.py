@@ -1,0 +1,135 @@
+"""What the parent shows: a live board (TTY) or plain progress lines, and the closing summary."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from studies.spec import SEED_KEY, Spec, objective_values
+from studies.study import trial_params
+from studies.tracking import DEFAULT_TRACKING_URI, redact
+
+TOP = 5
+"""Configurations listed in the closing table."""
+
+
+class Board:
+    """Counts, best so far and the running trials' epochs, fed by the workers' messages."""
+
+    def __init__(self, *, spec: Spec, trials: list[FrozenTrial], console: Console, live: bool) -> None:
+        self.spec, self.console, self.live = spec, console, live
+        self.total = spec.n_configs * len(spec.settings.seeds)
+        self.counts: Counter[str] = Counter()
+        self.best: tuple[float, int] | None = None
+        self.running: dict[int, dict[str, Any]] = {}
+        for trial in trials:
+            if trial.state.is_finished():
+                self._count(trial.state.name, trial.user_attrs.get("status"), trial.number, trial.values)
+
+    def handle(self, message: dict[str, Any]) -> None:
+        """One worker message: `start`, `epoch` or `end`."""
+        number, event = message["trial"], message["event"]
+        if event == "start":
+            self.running[number] = {**message, "epoch": 0}
+            self._say(f"trial {number} started · worker {message['worker']} (pid {message['pid']}) · "
+                      f"{_params(message['params'])}", plain_only=True)
+        elif event == "epoch":
+            self.running.setdefault(number, {"params": {}, "epochs": "?", "worker": "?"}).update(message)
+            self._say(f"trial {number} epoch {message['epoch']}/{self.running[number].get('epochs', '?')} · "
+                      f"bleu4 {message['bleu4']:.3f} · gaussian {message['gaussian']:.2f}", plain_only=True)
+        else:
+            self.running.pop(number, None)
+            self._count(message["state"], message.get("status"), number, message.get("values"))
+            figures = (f" · bleu4 {message['bleu4']:.3f} · gaussian {message['gaussian']:.2f}"
+                       if "bleu4" in message else "")
+            cause = message.get("divergence_cause") or message.get("error")
+            self._say(f"trial {number} {message['state']} ({message['status']}){figures} · "
+                      f"{message['seconds']:.1f} s" + (f" · {cause}" if cause else ""))
+
+    def say(self, text: str) -> None:
+        self._say(text)
+
+    def _say(self, text: str, *, plain_only: bool = False) -> None:
+        if not (plain_only and self.live):
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def _count(self, state: str, status: str | None, number: int, values: list[float] | None) -> None:
+        if status == "duplicate":
+            return
+        self.counts[state] += 1
+        self.counts["diverged"] += status == "diverged"
+        if state == "COMPLETE" and values:
+            score = sum(values)
+            if self.best is None or score > self.best[0]:
+                self.best = (score, number)
+
+    def headline(self) -> str:
+        c = self.counts
+        best = f"best {self.best[0]:.3f} (trial {self.best[1]})" if self.best else "best -"
+        return (f"{self.spec.name}: {c['COMPLETE']}/{self.total} complete · {len(self.running)} running · "
+                f"{c['FAIL']} failed ({c['diverged']} diverged) · {c['PRUNED']} pruned · {best}")
+
+    def __rich__(self) -> Group:
+        table = Table(box=None, header_style="bold")
+        for column in ("trial", "worker", "params", "epoch", "bleu4", "gaussian"):
+            table.add_column(column)
+        for number, row in sorted(self.running.items()):
+            table.add_row(str(number), str(row.get("worker")), _params(row.get("params", {})),
+                          f"{row.get('epoch', 0)}/{row.get('epochs', '?')}",
+                          f"{row['bleu4']:.3f}" if "bleu4" in row else "-",
+                          f"{row['gaussian']:.2f}" if "gaussian" in row else "-")
+        return Group(Text(self.headline(), style="bold"), table)
+
+
+def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
+    """The best configurations: mean ± std over seeds of the chosen-checkpoint figures (COMPLETE trials)."""
+    groups: dict[str, list[FrozenTrial]] = {}
+    for trial in trials:
+        if trial.state == TrialState.COMPLETE:
+            config = {k: v for k, v in trial_params(trial).items() if k != SEED_KEY}
+            groups.setdefault(trial.user_attrs.get("config_key", repr(config)), []).append(trial)
+    rows = []
+    for members in groups.values():
+        figures = {name: [t.user_attrs[name] for t in members] for name in ("bleu4", "gaussian")}
+        score = statistics.mean(sum(objective_values({"val/bleu4": b, "val/gaussian": g},
+                                                     objective=spec.settings.objective))
+                                for b, g in zip(figures["bleu4"], figures["gaussian"]))
+        rows.append((score, members, figures))
+    rows.sort(key=lambda row: -row[0])
+    objective = spec.settings.objective.replace("pareto", "bleu4+gaussian")
+    table = Table(title=f"best configurations of {spec.name} (by mean {objective} over seeds)")
+    for column in ("#", "configuration", "seeds", "BLEU-4", "Gaussian", "status"):
+        table.add_column(column, overflow="fold")
+    for rank, (_, members, figures) in enumerate(rows[:TOP], start=1):
+        params = {k: v for k, v in trial_params(members[0]).items() if k != SEED_KEY}
+        statuses = Counter(t.user_attrs.get("status", "?") for t in members)
+        table.add_row(str(rank), _params(params) or "(base)", str(len(members)), _mean_std(figures["bleu4"]),
+                      _mean_std(figures["gaussian"]), ", ".join(f"{k} {n}" for k, n in statuses.items()))
+    return table
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The command that shows the study: a bare `mlflow ui` for the default store."""
+    if tracking_uri == DEFAULT_TRACKING_URI:
+        return "mlflow ui"
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {redact(tracking_uri)}"
+    return f"mlflow ui --backend-store-uri {redact(tracking_uri)}"
+
+
+def _mean_std(values: list[float]) -> str:
+    mean = statistics.mean(values)
+    return f"{mean:.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{mean:.3f}"
+
+
+def _params(params: dict[str, Any]) -> str:
+    def short(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    return " ".join(f"{key}={short(value)}" for key, value in params.items())

@@ -1,0 +1,114 @@
+"""Labels and number formats shared by the report's tables and figures, `studies.best` and `studies.results`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MAX_LEVELS = 8
+"""A map axis (or colour) shows each value of a param when it has at most this many, else this many groups."""
+
+
+KL_ORDER = {"constant": 0, "monotonic": 1, "cyclical": 2}
+
+
+def kl_label(*, schedule: str, beta_max: float, free_bits: float, coarse: bool = False) -> str:
+    """Readable KL bundle: `constant β=0`, `monotonic`, `cyclical`, `cyclical + free bits 0.1` (β shown if ≠ 1).
+
+    ``coarse`` drops the numbers (except β=0 of a constant schedule): `cyclical + free bits`.
+    """
+    label = str(schedule)
+    if schedule == "constant" and beta_max == 0:
+        label += " β=0"
+    elif not coarse and (schedule == "constant" or (beta_max is not None and not math.isnan(beta_max)
+                                                      and beta_max != 1.0)):
+        label += f" β={beta_max:.2g}"
+    if free_bits and not math.isnan(free_bits) and free_bits > 0:
+        label += " + free bits" if coarse else f" + free bits {free_bits:.2g}"
+    return label
+
+
+def kl_labels(frame: pd.DataFrame, *, coarse: bool = False) -> pd.Categorical:
+    """Per-row KL bundle labels, ordered constant < monotonic < cyclical, then by free bits and β."""
+    triples = list(zip(frame["kl.schedule"], frame["kl.beta_max"], frame["kl.free_bits"]))
+    labels = {t: kl_label(schedule=t[0], beta_max=t[1], free_bits=t[2], coarse=coarse) for t in set(triples)}
+    order = sorted(labels, key=lambda t: (KL_ORDER.get(t[0], 9), str(t[0]), t[2], t[1]))
+    categories = list(dict.fromkeys(labels[t] for t in order))
+    return pd.Categorical([labels[t] for t in triples], categories=categories, ordered=True)
+
+
+def fmt_value(value: Any) -> str:
+    """A param value for labels: numbers with %g, None/NaN as `none`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "none"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:g}"
+    return str(value)
+
+
+def pow10(value: float) -> str:
+    """1234 -> `1e3`, 0.05 -> `5e-2`; non-finite (and MLflow's stored inf) -> `inf`, NaN -> empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if not math.isfinite(value) or value >= 1e300:
+        return "inf"
+    if value <= 0:
+        return "0"
+    exponent = math.floor(math.log10(value))
+    mantissa = round(value / 10 ** exponent)
+    if mantissa == 10:
+        mantissa, exponent = 1, exponent + 1
+    return f"{mantissa}e{exponent}"
+
+
+SHORT_NAMES = {"model.latent_size": "latent", "optim.lr": "lr", "optim.clip_norm": "clip", "optim.name": ""}
+
+
+def config_label(row: pd.Series, *, varied: list[str]) -> str:
+    """Short description of a configuration by its varied params: `cyclical · latent 32 · adam · lr 0.003`."""
+    parts = []
+    if any(key.startswith("kl.") for key in varied):
+        parts.append(str(row["kl_label"]))
+    for key in varied:
+        if key.startswith("kl."):
+            continue
+        name = SHORT_NAMES.get(key, key)
+        parts.append(f"{name} {fmt_value(row[key])}".strip())
+    return " · ".join(parts) or "the only configuration"
+
+
+def objective_label(objective: str) -> str:
+    return "BLEU-4 + Gaussian (Pareto study)" if objective == "pareto" else objective
+
+
+def _edge(value: float) -> str:
+    return f"{value:.2g}" if value < 100 else f"{value:.0f}"
+
+
+def levels(values: pd.Series, *, log: bool = True) -> pd.Categorical:
+    """Ordered labels of a numeric param for a map axis: each value (`0.003`), or, for a continuous search
+    with more than MAX_LEVELS values, the bin holding it (`0.001–0.0032`, log-spaced bins); NaN is `none`, last."""
+    numbers = values.astype(float)
+    missing = numbers.isna().to_numpy()
+    distinct = np.sort(numbers.dropna().unique())
+    if len(distinct) <= MAX_LEVELS:
+        labels = [fmt_value(v) for v in numbers]
+        categories = list(dict.fromkeys(fmt_value(v) for v in distinct))
+    else:
+        low, high = distinct[0], distinct[-1]
+        edges = (np.geomspace(low, high, MAX_LEVELS + 1) if log and low > 0
+                 else np.linspace(low, high, MAX_LEVELS + 1))
+        if pd.api.types.is_integer_dtype(values):  # whole numbers: bins of whole numbers
+            bounds = [math.ceil(e) for e in edges[:-1]] + [int(high) + 1]
+            names = [f"{bounds[i]}–{bounds[i + 1] - 1}" if bounds[i + 1] - 1 > bounds[i] else str(bounds[i])
+                     for i in range(MAX_LEVELS)]
+        else:
+            names = [f"{_edge(edges[i])}–{_edge(edges[i + 1])}" for i in range(MAX_LEVELS)]
+        index = np.clip(np.searchsorted(edges, numbers.fillna(low), side="right") - 1, 0, MAX_LEVELS - 1)
+        labels = [names[i] for i in index]
+        categories = [names[i] for i in sorted(set(index[~missing]))]
+    labels = ["none" if gone else label for label, gone in zip(labels, missing)]
+    return pd.Categorical(labels, categories=categories + (["none"] if missing.any() else []), ordered=True)

@@ -1,0 +1,278 @@
+"""`python -m studies.report STUDY`: a study's runs in MLflow -> tables, figures, report.md and report.html.
+
+The report goes to `--out` (default `reports/<study>/`) and, when the study's parent run exists, is logged as
+its artifacts under `report/` so that `mlflow ui` shows it. Missing data never crashes it: a figure without
+data is a placeholder saying why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from studies import document as doc
+from studies import figures, tables
+from studies.labels import config_label, objective_label, pow10
+from studies.results import (AGGREGATED, ReportError, StudyRuns, aggregate, collapse_cells, explosion_cells,
+                             load_curves, load_study, open_client, varied_params)
+from studies.tracking import DEFAULT_TRACKING_URI, redact
+
+log = logging.getLogger(__name__)
+
+
+def build_report(*, study: str, tracking_uri: str, out: str | Path, storage: str | None = None) -> Path:
+    """Write the report of ``study`` to ``out`` (created) and log it to the parent run; returns ``out``.
+
+    ``storage``: the Optuna storage (RDB URL or journal file) for parameter importance; by default the parent
+    run's `optuna.storage` tag or `mlruns/optuna/<study>.journal` is used when it exists.
+    """
+    client = open_client(tracking_uri=tracking_uri)
+    runs = load_study(client=client, study=study)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    trials = runs.trials
+    configs = aggregate(trials, objective=runs.objective)
+    varied = varied_params(trials)
+    explosion, collapse = explosion_cells(trials), collapse_cells(trials)
+    roles = curve_roles(configs, varied=varied)
+    picked = trials[trials["config_key"].isin(roles) & trials["status"].isin(AGGREGATED)]
+    curve_frame = load_curves(client=client, runs=picked[["run_id", "config_key"]].assign(
+        role=picked["config_key"].map(roles)))
+
+    paths = {name: out / f"{name}.png" for name in ("scores", "explosion_map", "collapse_map", "curves")}
+    notes = {
+        "scores": figures.scores_scatter(configs=configs, path=paths["scores"]),
+        "explosion_map": figures.explosion_map(cells=explosion, varied=varied, path=paths["explosion_map"]),
+        "collapse_map": figures.collapse_map(cells=collapse, path=paths["collapse_map"]),
+        "curves": figures.curves(curves=curve_frame, roles=list(roles.values()), path=paths["curves"]),
+    }
+    importances, importance_note = optuna_importances(study=study, storage=storage, runs=runs)
+    if importances:
+        paths["importance"] = out / "importance.png"
+        figures.importance(importances=importances, path=paths["importance"])
+    else:
+        (out / "importance.png").unlink(missing_ok=True)  # not a stale one from an earlier report
+
+    trials.to_csv(out / "trials.csv", index=False)
+    configs.to_csv(out / "configs.csv", index=False)
+    blocks = _blocks(runs=runs, configs=configs, varied=varied, explosion=explosion, collapse=collapse,
+                     paths=paths, notes=notes, importance_note=importance_note, tracking_uri=tracking_uri)
+    (out / "report.md").write_text(doc.to_markdown(blocks), encoding="utf-8")
+    (out / "report.html").write_text(doc.to_html(blocks, title=f"Study report: {study}"), encoding="utf-8")
+    written = [out / "report.md", out / "report.html", out / "trials.csv", out / "configs.csv", *paths.values()]
+    if runs.parent_run_id:
+        _log_artifacts(client=client, run_id=runs.parent_run_id, files=written)
+    return out
+
+
+def _log_artifacts(*, client: MlflowClient, run_id: str, files: list[Path]) -> None:
+    try:
+        for path in files:
+            client.log_artifact(run_id, str(path), artifact_path="report")
+    except (MlflowException, OSError) as exc:
+        log.warning("report written, but not logged to the parent run %s: %s", run_id, str(exc).splitlines()[0])
+
+
+def curve_roles(configs: pd.DataFrame, *, varied: list[str]) -> dict[str, str]:
+    """config_key -> legend label for the best, the most explosive and the most collapsed configuration."""
+    if configs.empty:
+        return {}
+    picks: dict[str, list[str]] = {}
+    ranked = configs.dropna(subset=["objective mean"])
+    if not ranked.empty:
+        picks.setdefault(ranked.iloc[0]["config_key"], []).append("best")
+    diverging = configs[configs["divergence_rate"] > 0]
+    logged = diverging[diverging["run/epochs_done mean"].fillna(1) > 0]  # diverged at once: no curve to show
+    explosive = next(frame for frame in (logged, diverging, configs) if not frame.empty).sort_values(
+        ["divergence_rate", "run/grad_norm_max median"], ascending=False, na_position="last")
+    top = explosive.iloc[0]
+    picks.setdefault(top["config_key"], []).append(
+        "most explosive" if top["divergence_rate"] > 0 else "largest grad norm (none diverged)")
+    finished = configs[configs["finished"] > 0]
+    if not finished.empty:
+        top = finished.sort_values(["collapse_rate", "best/kl mean"], ascending=[False, True]).iloc[0]
+        picks.setdefault(top["config_key"], []).append(
+            "most collapsed" if top["collapse_rate"] > 0 else "lowest KL (none collapsed)")
+    rows = configs.set_index("config_key")
+    return {key: f"{' & '.join(names)}: {config_label(rows.loc[key], varied=varied)}" for key, names in picks.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Optuna parameter importance
+
+
+def optuna_storage(*, storage: str | None, study: str, runs: StudyRuns):
+    """The Optuna storage to read (RDB URL or JournalStorage), or None when none is given or found."""
+    candidates = [storage] if storage else [runs.parent_tags.get("optuna.storage"), f"mlruns/optuna/{study}.journal"]
+    for candidate in filter(None, candidates):
+        if "://" in candidate:
+            if candidate.startswith("sqlite:///"):
+                if Path(candidate.removeprefix("sqlite:///")).is_file():
+                    return candidate
+            elif storage:  # a server URL only when given explicitly (a tag's password is redacted)
+                return candidate
+            continue
+        path = Path(candidate.removeprefix("journal:"))
+        if path.is_file():  # never create an empty journal
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    return None
+
+
+def optuna_importances(*, study: str, storage: str | None,
+                       runs: StudyRuns) -> tuple[dict[str, dict[str, float]] | None, str | None]:
+    """({objective: {param: importance}}, None), or (None, why it was skipped). Never raises."""
+    resolved = optuna_storage(storage=storage, study=study, runs=runs)
+    if resolved is None:
+        where = redact(storage) if storage else f"the parent run's optuna.storage tag, mlruns/optuna/{study}.journal"
+        return None, f"no Optuna storage found (looked at {where}); pass --storage to add this figure"
+    try:
+        loaded = optuna.load_study(study_name=study, storage=resolved)
+        complete = loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if len(complete) < 2:
+            return None, f"the Optuna study has {len(complete)} complete trial(s); importance needs at least 2"
+        names = loaded.metric_names or (["BLEU-4", "Gaussian"] if len(loaded.directions) == 2
+                                        else [objective_label(runs.objective)])
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        return {name: optuna.importance.get_param_importances(loaded, evaluator=evaluator,
+                                                              target=lambda t, i=i: t.values[i])
+                for i, name in enumerate(names)}, None
+    except Exception as exc:  # noqa: BLE001 - importance is optional: any failure becomes a note in the report
+        return None, f"Optuna could not compute importances ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The document
+
+
+def _findings(*, configs: pd.DataFrame, explosion: pd.DataFrame, collapse: pd.DataFrame,
+              varied: list[str]) -> list[str]:
+    items = []
+    if explosion.empty:
+        items.append("**Explosion**: no trial finished, diverged or was pruned.")
+    else:
+        worst = explosion.sort_values(["divergence_rate", "grad_median"], ascending=False).iloc[0]
+        where = f"{worst['optim.name']} at lr {worst['lr']}, clip norm {worst['clip']}"
+        if worst["diverged"]:
+            items.append(f"**Explosion**: worst with {where}: {tables.rate(worst['diverged'], worst['n'])} of trials"
+                         f" diverged (median max grad norm {pow10(worst['grad_median'])}).")
+        else:
+            items.append(f"**Explosion**: no trial diverged; the largest median max grad norm was "
+                         f"{pow10(worst['grad_median'])} ({where}).")
+    if collapse.empty:
+        items.append("**Collapse**: no trial finished training.")
+    else:
+        for kind, name in (("collapsed", "Collapse"), ("prior_hole", "Prior hole")):
+            worst = collapse.assign(_r=collapse[kind] / collapse["n"]).sort_values("_r", ascending=False).iloc[0]
+            if worst[kind]:
+                items.append(f"**{name}**: most with {worst['kl_group']} at latent size {worst['latent']}:"
+                             f" {tables.rate(worst[kind], worst['n'])} of finished trials (KL "
+                             f"{worst['kl_mean']:.2f} nats, {worst['au_mean']:.1f} active units).")
+            else:
+                items.append(f"**{name}**: none of the {int(collapse['n'].sum())} finished trials.")
+    ranked = configs.dropna(subset=["objective mean"])
+    if ranked.empty:
+        items.append("**Winner**: no configuration produced a checkpoint.")
+    else:
+        best = ranked.iloc[0]
+        items.append(f"**Winner**: {config_label(best, varied=varied)}: BLEU-4 "
+                     f"{tables.mean_std(best['best/bleu4 mean'], best['best/bleu4 std'])}, Gaussian "
+                     f"{tables.mean_std(best['best/gaussian mean'], best['best/gaussian std'])} over "
+                     f"{int(best['objective count'])} of {int(best['n'])} seed(s); its best checkpoint is in run "
+                     f"`{best['best_run_id']}`.")
+    return items
+
+
+def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, varied: list[str], explosion: pd.DataFrame,
+            collapse: pd.DataFrame, paths: dict[str, Path], notes: dict[str, str | None],
+            importance_note: str | None, tracking_uri: str) -> list[doc.Block]:
+    trials = runs.trials
+    counts = Counter(trials["status"])
+    status_text = ", ".join(f"{n} {status}" for status, n in counts.most_common()) or "none"
+    skipped = sum(n for status, n in counts.items() if status not in AGGREGATED)
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    objective = objective_label(runs.objective)
+
+    def figure(name: str, alt: str) -> list[doc.Block]:
+        note = notes.get(name)
+        return [doc.Image(paths[name], alt)] + ([doc.Text(f"Placeholder: {note}.", note=True)] if note else [])
+
+    blocks: list[doc.Block] = [
+        doc.Heading(f"Study report: {runs.study}", 1),
+        doc.Text(f"Objective `{objective}` · {len(trials)} trials ({status_text}) in {len(configs)} configurations"
+                 f" · varied: {', '.join(f'`{k}`' for k in varied) or 'nothing'} · tracking `{redact(tracking_uri)}` · "
+                 f"{when}."),
+        doc.Heading("Findings"),
+        doc.Bullets(_findings(configs=configs, explosion=explosion, collapse=collapse, varied=varied)),
+        doc.Heading("Leaderboard"),
+        doc.Text(f"Top configurations by the objective ({objective}), mean ± std over the seeds that produced a "
+                 "checkpoint (all figures from the same checkpoint); `diverged` counts all seeds. Reuse the winner:"
+                 f" `python -m studies.best {runs.study}`."),
+        doc.Table(tables.leaderboard(configs, varied=varied, objective=runs.objective),
+                  empty_note="no configuration produced a checkpoint"),
+        doc.Heading("BLEU-4 vs Gaussian score"),
+        *figure("scores", "BLEU-4 vs Gaussian score per configuration"),
+        doc.Heading("Where gradients explode"),
+        *figure("explosion_map", "explosion map"),
+        doc.Table(tables.explosion_table(explosion), empty_note="no trial to show"),
+        doc.Heading("Where the posterior collapses"),
+        *figure("collapse_map", "collapse map"),
+        doc.Table(tables.collapse_table(collapse), empty_note="no trial finished training"),
+        doc.Heading("Training curves"),
+        *figure("curves", "training curves of the best, most explosive and most collapsed configurations"),
+        doc.Heading("Parameter importance"),
+    ]
+    if "importance" in paths:
+        blocks.append(doc.Image(paths["importance"], "Optuna parameter importance"))
+    else:
+        blocks.append(doc.Text(f"Skipped: {importance_note}.", note=True))
+    blocks += [
+        doc.Heading("Definitions"),
+        doc.Bullets([
+            "A configuration is one `cvae.config_key` (the config without `train.seed`); its trials are its seeds.",
+            "Figures use trials that finished (ok, collapsed, prior hole), diverged or were pruned"
+            + (f"; {skipped} failed or running trial(s) are left out" if skipped else "") + ".",
+            "Divergence rate = diverged trials / all of them; collapse and prior-hole rates are over trials that "
+            "finished training. Pruned trials and trials that diverged before their first evaluation have no "
+            "checkpoint figures.",
+            "Grad norms are the global L2 norm before clipping, max over an epoch (then over the run); `inf` = "
+            "non-finite. KL is summed over latent dimensions, in nats.",
+            "Files: `trials.csv` (one row per trial) and `configs.csv` (one row per configuration) hold every "
+            "number shown.",
+        ]),
+    ]
+    return blocks
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studies.report", description=__doc__.splitlines()[0])
+    parser.add_argument("study", help="study name (the MLflow experiment)")
+    parser.add_argument("--out", type=Path, help="output folder (default: reports/<study>/)")
+    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
+                        help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
+    parser.add_argument("--storage", help="Optuna storage for parameter importance: RDB URL or journal file "
+                                          "(default: mlruns/optuna/<study>.journal when it exists)")
+    args = parser.parse_args(argv)
+    try:
+        out = build_report(study=args.study, tracking_uri=args.tracking_uri,
+                           out=args.out or Path("reports") / args.study, storage=args.storage)
+    except ReportError as exc:
+        print(f"studies.report: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {out / 'report.html'} (and report.md, PNGs, CSVs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

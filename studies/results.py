@@ -1,0 +1,340 @@
+"""A study read back from MLflow (see docs/tracking-contract.md) as tidy pandas tables, and its seeds aggregated.
+
+- ``load_study``: one row per trial (params cast back to the ExperimentConfig types, tags, final figures).
+- ``aggregate``: one row per configuration (``cvae.config_key``): mean, std, median and n of every figure,
+  divergence, collapse and prior-hole rates, and the seed run holding the configuration's best checkpoint.
+- ``explosion_cells`` / ``collapse_cells``: the cells of the explosion and collapse maps (shared by the figures
+  and the tables).
+- ``load_curves``: one row per trial-epoch, only for the runs asked for.
+
+Labels and number formats are in ``studies.labels``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import ViewType
+from pydantic import BaseModel
+
+from cvae.config import ExperimentConfig, flatten
+from studies.labels import MAX_LEVELS, kl_labels, levels
+from studies.tracking import ROLE_FILTER, redact
+
+FIGURES: tuple[str, ...] = (
+    "best/bleu4", "best/gaussian", "best/heldout_bleu4", "best/active_units", "best/kl", "best/mutual_info",
+    "best/epoch", "run/grad_norm_max", "run/wall_time_s", "run/epochs_done",
+)
+"""Final figures aggregated per configuration (same checkpoint for all `best/*`)."""
+FINISHED = ("ok", "collapsed", "prior_hole")
+"""Statuses of trials that trained to the end and chose a checkpoint."""
+AGGREGATED = (*FINISHED, "diverged", "pruned")
+"""Statuses counted in a configuration's figures and rates; `failed` (a crash) and `running` are not."""
+NOT_SEARCHED = ("name", "train.seed")
+"""Params never reported as a varied dimension (the seed is what aggregation averages over)."""
+DEFAULT_OBJECTIVE = "bleu4+gaussian"
+INF_FLOOR = 1e300
+"""MLflow stores +inf as the largest double; figures at or above this are read back as inf."""
+
+
+class ReportError(ValueError):
+    """A one-line, user-facing error: no such store, no such study."""
+
+
+@dataclass
+class StudyRuns:
+    """A study's trials as one DataFrame, with where they came from."""
+
+    study: str
+    experiment_id: str
+    parent_run_id: str | None
+    objective: str
+    trials: pd.DataFrame
+    parent_tags: dict[str, str]
+
+
+def open_client(*, tracking_uri: str) -> MlflowClient:
+    """An MlflowClient; a sqlite URI naming a file that does not exist is a ReportError (not a new empty store)."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise ReportError(f"no MLflow store at {path} (run a study first, or pass --tracking-uri)")
+    return MlflowClient(tracking_uri)
+
+
+def load_study(*, client: MlflowClient, study: str) -> StudyRuns:
+    """The study's experiment, parent run and every trial run, as a StudyRuns."""
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        names = [e.name for e in client.search_experiments(view_type=ViewType.ALL)]
+        close = difflib.get_close_matches(study, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (studies here: {', '.join(names) or 'none'})"
+        raise ReportError(f"no study named {study!r} in {redact(client.tracking_uri)}{hint}")
+    parents = [run for run in _search(client, experiment.experiment_id, ROLE_FILTER.format(role="study"))
+               if run.data.tags.get("cvae.study", study) == study]
+    parent = parents[0] if parents else None
+    parent_tags = dict(parent.data.tags) if parent else {}
+    runs = _search(client, experiment.experiment_id, ROLE_FILTER.format(role="trial"))
+    return StudyRuns(study=study, experiment_id=experiment.experiment_id,
+                     parent_run_id=parent.info.run_id if parent else None,
+                     objective=parent_tags.get("cvae.objective", DEFAULT_OBJECTIVE) or DEFAULT_OBJECTIVE,
+                     trials=trials_frame(runs), parent_tags=parent_tags)
+
+
+def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000,
+                                  run_view_type=ViewType.ACTIVE_ONLY, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One row per trial
+
+
+def trials_frame(runs: list) -> pd.DataFrame:
+    """MLflow runs -> one row per trial: identity and status columns, typed params, `best/*` and `run/*`.
+
+    `run/grad_norm_max` of a diverged run that logged none (it diverged in its first epoch) is inf.
+    """
+    records = []
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        status = tags.get("cvae.status") or ("running" if run.info.status == "RUNNING" else "unknown")
+        record: dict[str, Any] = {
+            "run_id": run.info.run_id, "trial": _int(tags.get("optuna.trial_number")),
+            "seed": _int(tags.get("cvae.seed", run.data.params.get("train.seed"))),
+            "config_key": tags.get("cvae.config_key") or _digest(run.data.params), "status": status,
+            "state": tags.get("optuna.state"), "diverged_step": _int(tags.get("cvae.diverged_step")),
+            "divergence_cause": tags.get("cvae.divergence_cause"),
+        }
+        record.update(run.data.params)
+        record.update({key: value for key, value in metrics.items() if key.startswith(("best/", "run/"))})
+        records.append(record)
+    frame = pd.DataFrame.from_records(records, columns=["run_id", "trial", "seed", "config_key", "status", "state",
+                                                        "diverged_step", "divergence_cause"] if not records else None)
+    frame = cast_params(frame)
+    for figure in FIGURES:
+        if figure not in frame:
+            frame[figure] = np.nan
+    metric_columns = [c for c in frame.columns if c.startswith(("best/", "run/"))]
+    frame[metric_columns] = frame[metric_columns].astype(float).mask(frame[metric_columns] >= INF_FLOOR, np.inf)
+    diverged_flag = frame["run/diverged"] if "run/diverged" in frame else pd.Series(np.nan, index=frame.index)
+    frame["diverged"] = (frame["status"] == "diverged") | (diverged_flag == 1)
+    # a run that diverged before finishing an epoch logs no grad norm: its max was non-finite
+    frame.loc[frame["diverged"] & frame["run/grad_norm_max"].isna(), "run/grad_norm_max"] = np.inf
+    frame["collapsed"] = frame["status"] == "collapsed"
+    frame["prior_hole"] = frame["status"] == "prior_hole"
+    frame["finished"] = frame["status"].isin(FINISHED)
+    frame["kl_label"] = kl_labels(frame)
+    # maps and colours need few KL groups: the labels without numbers when a search made many
+    many = len(frame["kl_label"].cat.categories) > MAX_LEVELS
+    frame["kl_group"] = kl_labels(frame, coarse=True) if many else frame["kl_label"]
+    return frame.sort_values(["trial", "run_id"], na_position="last", ignore_index=True)
+
+
+def _int(value: Any) -> float | int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _digest(params: dict[str, str]) -> str:
+    rest = sorted((k, v) for k, v in params.items() if k != "train.seed")
+    return hashlib.sha256(repr(rest).encode()).hexdigest()[:12]
+
+
+def param_types() -> dict[str, type]:
+    """Dotted ExperimentConfig key -> scalar Python type of its field (`float | None` -> float)."""
+    def walk(model: type[BaseModel], prefix: str) -> dict[str, type]:
+        out: dict[str, type] = {}
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                out.update(walk(annotation, f"{prefix}{name}."))
+            else:
+                out[f"{prefix}{name}"] = _scalar(annotation)
+        return out
+    return walk(ExperimentConfig, "")
+
+
+def _scalar(annotation: Any) -> type:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return type(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return _scalar(next(a for a in get_args(annotation) if a is not type(None)))
+    return annotation if isinstance(annotation, type) else str
+
+
+def cast_params(frame: pd.DataFrame) -> pd.DataFrame:
+    """Params logged as strings -> their config types; `None` -> NaN/None; absent keys get their default."""
+    defaults = flatten(ExperimentConfig().model_dump())
+    out = {}
+    for key, kind in param_types().items():
+        if key not in frame:
+            out[key] = pd.Series([defaults[key]] * len(frame), index=frame.index, dtype=object)
+            raw = out[key].astype(str)
+        else:
+            raw = frame[key].astype(object)
+        raw = raw.where(raw.notna() & (raw != "None"))
+        if kind is bool:
+            out[key] = raw.map({"True": True, "False": False}).astype("boolean")
+        elif kind in (int, float):
+            numbers = pd.to_numeric(raw, errors="coerce")
+            if kind is int:
+                numbers = numbers.astype("Int64" if numbers.isna().any() else "int64")
+            out[key] = numbers.astype(float) if kind is float else numbers
+        else:
+            out[key] = raw.astype(object).where(raw.notna(), None)
+    return frame.assign(**out)
+
+
+def varied_params(trials: pd.DataFrame) -> list[str]:
+    """Config keys that take more than one value across the trials (the study's dimensions), seed excluded."""
+    keys = [k for k in param_types() if k not in NOT_SEARCHED and k in trials]
+    return [k for k in keys if trials[k].astype(object).nunique(dropna=False) > 1]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Objective and aggregation over seeds
+
+
+def objective_score(trials: pd.DataFrame, *, objective: str) -> pd.Series:
+    """Per-trial value of the study's objective from its `best/*` figures (NaN without a checkpoint).
+
+    `a+b` sums `best/a` and `best/b`; `min_of_both` is min(BLEU-4, Gaussian); a Pareto study ranks by the sum.
+    """
+    if objective == "min_of_both":
+        return trials[["best/bleu4", "best/gaussian"]].min(axis=1, skipna=False)
+    parts = ("bleu4", "gaussian") if objective == "pareto" else [p.strip() for p in objective.split("+")]
+    total = pd.Series(0.0, index=trials.index)
+    for part in parts:
+        column = f"best/{part}"
+        total = total + (trials[column] if column in trials else np.nan)
+    return total
+
+
+def aggregate(trials: pd.DataFrame, *, objective: str) -> pd.DataFrame:
+    """One row per configuration, sorted by mean objective (best first).
+
+    Columns: the config's params and `kl_label`; `<figure> mean|std|median|count` for every figure and
+    `objective`; `n` (trials), `finished`, `divergence_rate` (diverged / n), `collapse_rate` and
+    `prior_hole_rate` (over finished trials); `best_run_id`, `best_run_objective`, `best_seed`.
+    """
+    data = trials[trials["status"].isin(AGGREGATED)].copy()
+    data["objective"] = objective_score(data, objective=objective)
+    figures = [*FIGURES, "objective"]
+    groups = data.groupby("config_key", sort=False)
+    stats = groups[figures].agg(["mean", "std", "median", "count"])
+    stats.columns = [f"{figure} {stat}" for figure, stat in stats.columns]
+    rates = groups.agg(n=("run_id", "size"), finished=("finished", "sum"), diverged=("diverged", "sum"),
+                       collapsed=("collapsed", "sum"), prior_hole=("prior_hole", "sum"))
+    rates["divergence_rate"] = rates["diverged"] / rates["n"]
+    finished = rates["finished"].where(rates["finished"] > 0)
+    rates["collapse_rate"] = rates["collapsed"] / finished
+    rates["prior_hole_rate"] = rates["prior_hole"] / finished
+    param_columns = [c for c in data.columns if c in param_types() and c != "train.seed"]
+    params = groups.head(1).set_index("config_key")[[*param_columns, "kl_label", "kl_group"]]
+    ranked = data.dropna(subset=["objective"]).sort_values("objective", ascending=False)
+    best = ranked.drop_duplicates("config_key").set_index("config_key")[["run_id", "objective", "seed"]]
+    best.columns = ["best_run_id", "best_run_objective", "best_seed"]
+    configs = params.join([rates, stats, best])
+    configs = configs.sort_values(["objective mean", "divergence_rate"], ascending=[False, True],
+                                  na_position="last")
+    return configs.reset_index()
+
+
+def pareto_mask(frame: pd.DataFrame, *, x: str, y: str) -> np.ndarray:
+    """True for the rows whose (x, y) no other row beats on both (maximising); rows with NaN are never on it."""
+    xs, ys = frame[x].to_numpy(dtype=float), frame[y].to_numpy(dtype=float)
+    mask = np.zeros(len(xs), dtype=bool)
+    best_y = -np.inf
+    for i in sorted(np.flatnonzero(~(np.isnan(xs) | np.isnan(ys))), key=lambda i: (-xs[i], -ys[i])):
+        if ys[i] > best_y:
+            mask[i], best_y = True, ys[i]
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Map cells
+
+
+def explosion_cells(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (optimizer, lr level, clip level; see ``levels``): trials, diverged fraction, median/max of
+    `run/grad_norm_max`, median divergence step, most common cause."""
+    data = trials[trials["status"].isin(AGGREGATED)].copy()
+    keys = ["optim.name", "lr", "clip"]
+    if data.empty:
+        return pd.DataFrame(columns=[*keys, "n", "diverged", "divergence_rate", "grad_median", "grad_max",
+                                     "diverged_step_median", "cause"])
+    data["optim.name"] = data["optim.name"].astype(str)
+    data["lr"], data["clip"] = levels(data["optim.lr"]), levels(data["optim.clip_norm"])
+    cells = data.groupby(keys, observed=True, sort=True).agg(
+        n=("run_id", "size"), diverged=("diverged", "sum"), grad_median=("run/grad_norm_max", "median"),
+        grad_max=("run/grad_norm_max", "max"), diverged_step_median=("diverged_step", "median"),
+        cause=("divergence_cause", _common_cause)).reset_index()
+    cells["divergence_rate"] = cells["diverged"] / cells["n"]
+    return cells
+
+
+def _common_cause(causes: pd.Series) -> str | None:
+    """Most common divergence cause, without its epoch (`non-finite gradient in encoder`)."""
+    short = causes.dropna().astype(str).str.replace(r"\s+at epoch \d+$", "", regex=True)
+    return None if short.empty else str(short.value_counts().index[0])
+
+
+def collapse_cells(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (KL bundle, latent-size level), over finished trials: AU, KL (nats), MI, scores, collapse/hole counts."""
+    data = trials[trials["finished"]].copy()
+    keys = ["kl_group", "latent"]
+    columns = [*keys, "n", "collapsed", "prior_hole", "au_mean", "au_std", "kl_mean", "kl_std", "mi_mean",
+               "gaussian_mean", "bleu4_mean"]
+    if data.empty:
+        return pd.DataFrame(columns=columns)
+    data["latent"] = levels(data["model.latent_size"])
+    cells = data.groupby(keys, observed=True, sort=True).agg(
+        n=("run_id", "size"), collapsed=("collapsed", "sum"), prior_hole=("prior_hole", "sum"),
+        au_mean=("best/active_units", "mean"), au_std=("best/active_units", "std"),
+        kl_mean=("best/kl", "mean"), kl_std=("best/kl", "std"), mi_mean=("best/mutual_info", "mean"),
+        gaussian_mean=("best/gaussian", "mean"), bleu4_mean=("best/bleu4", "mean")).reset_index()
+    return cells[columns]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Curves
+
+
+CURVE_KEYS = ("val/kl", "train/grad_norm_max", "val/bleu4")
+
+
+def load_curves(*, client: MlflowClient, runs: pd.DataFrame, keys: tuple[str, ...] = CURVE_KEYS) -> pd.DataFrame:
+    """One row per (run, epoch) of ``runs`` (needs `run_id`; other columns are carried along), one column per key."""
+    records = []
+    for run_id in runs["run_id"]:
+        for key in keys:
+            records.extend({"run_id": run_id, "epoch": m.step, "key": key, "value": m.value}
+                           for m in client.get_metric_history(run_id, key))
+    if not records:
+        return pd.DataFrame(columns=[*runs.columns, "epoch", *keys])
+    long = pd.DataFrame.from_records(records)
+    long.loc[long["value"] >= INF_FLOOR, "value"] = np.inf
+    wide = long.pivot_table(index=["run_id", "epoch"], columns="key", values="value", aggfunc="last").reset_index()
+    wide.columns.name = None
+    for key in keys:
+        if key not in wide:
+            wide[key] = np.nan
+    return runs.merge(wide, on="run_id", how="inner").sort_values(["run_id", "epoch"], ignore_index=True)

@@ -1,0 +1,182 @@
+"""`python -m studies.run SPEC`: validate a study spec, create or resume its Optuna study, train every trial in
+worker processes, log everything to MLflow, and print the best configurations.
+
+    python -m studies.run smoke.yaml --workers 2
+    python -m studies.run kl_ablation.yaml --set train.epochs=5 --trials 10 --study-name kl_quick
+
+SPEC is found as given or under experiments/. Everything is validated before any storage is touched: bad
+input is one line on stderr naming the file and key, exit status 2, and nothing created. Rerunning the same
+command resumes the study. Exit status: 0 done, 1 a worker died (rerun to resume), 2 bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import multiprocessing
+import os
+import signal
+import sys
+from contextlib import nullcontext
+from dataclasses import replace
+from multiprocessing.connection import Connection, wait
+
+from rich.console import Console
+from rich.live import Live
+
+from cvae.config import ConfigError
+from studies import tracking, worker
+from studies.display import Board, summary, ui_command
+from studies.spec import Spec, check_data, load_spec
+from studies.study import (FileLock, check_storage, default_journal, lock_path, open_storage, open_study, pending,
+                           prepare, storage_label)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m studies.run", description=__doc__.splitlines()[0])
+    parser.add_argument("spec", help="study spec YAML (as given, or under experiments/)")
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override any key of the spec, e.g. --set train.epochs=5 study.seeds=[0,1]")
+    parser.add_argument("--trials", type=int, help="number of configurations (study.trials)")
+    parser.add_argument("--workers", type=int, help="worker processes (study.workers)")
+    parser.add_argument("--study-name", help="study name (study.name; default: the spec's)")
+    parser.add_argument("--storage", help="Optuna storage: RDB URL (sqlite:///..., postgresql+psycopg://...) or "
+                                          "journal file (default: mlruns/optuna/<study>.journal)")
+    parser.add_argument("--tracking-uri", default=tracking.DEFAULT_TRACKING_URI,
+                        help=f"MLflow tracking URI (default: {tracking.DEFAULT_TRACKING_URI})")
+    parser.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    return parser.parse_args(argv)
+
+
+def validate(args: argparse.Namespace) -> tuple[Spec, str]:
+    """Spec, data files, storage and tracking URI, all checked without side effects; -> (spec, storage)."""
+    overrides = list(args.overrides)
+    for value, key in ((args.trials, "study.trials"), (args.workers, "study.workers"),
+                       (args.study_name, "study.name")):
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(value)}")
+    spec = load_spec(args.spec, overrides=overrides)
+    check_data(spec)
+    storage = args.storage or str(default_journal(spec.name))
+    check_storage(storage)
+    tracking.check_tracking_uri(args.tracking_uri)
+    return spec, storage
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        spec, storage = validate(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    worker.quiet_logs()
+    running = FileLock(lock_path(storage=storage, study=spec.name, kind="run"))
+    if not running.acquire(blocking=False):
+        print(f"{spec.path}: study {spec.name!r} is being run by another process right now", file=sys.stderr)
+        return 2
+    try:
+        return execute(spec=spec, storage=storage, tracking_uri=args.tracking_uri, report=not args.no_report)
+    except ConfigError as exc:  # storage unreachable, or an existing study made from another spec
+        print(exc, file=sys.stderr)
+        return 2
+    finally:
+        running.release()
+
+
+def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool) -> int:
+    """Create or resume the study, run the workers with a live display, print the summary."""
+    console = Console()
+    label = storage_label(storage)
+    study = open_study(spec=spec, storage=open_storage(storage), label=label)
+    study_run = tracking.start_study(tracking_uri=tracking_uri, study=spec.name, objective=spec.settings.objective,
+                                     spec_path=spec.path, storage=label)
+    stale = prepare(study=study, spec=spec)
+    tracking.fail_stale_runs(study_run, run_ids=[t.user_attrs["mlflow_run_id"] for t in stale
+                                                 if "mlflow_run_id" in t.user_attrs])
+    board = Board(spec=spec, trials=study.get_trials(deepcopy=False), console=console, live=console.is_terminal)
+    if stale:
+        board.say(f"resuming: {len(stale)} trial(s) left running by a process that died were failed and re-enqueued")
+    todo = pending(study=study, spec=spec)
+    n_workers = min(spec.settings.workers, todo)
+    board.say(f"study {spec.name}: {todo} trial(s) to run on {n_workers} worker(s) · "
+              f"storage {label} · tracking {tracking.redact(tracking_uri)}")
+    code = 0
+    if n_workers:
+        job = worker.Job(spec=spec, storage=storage, study_run=study_run, index=0,
+                         claim_lock=lock_path(storage=storage, study=spec.name, kind="claim"))
+        code = run_workers(job=job, n_workers=n_workers, board=board)
+    console.print(summary(spec=spec, trials=study.get_trials(deepcopy=False)))
+    board.say(board.headline())
+    board.say(f"see every run: {ui_command(tracking_uri)}")
+    tracking.end_study(study_run, status={0: "FINISHED", 130: "KILLED"}.get(code, "FAILED"))
+    if report and code == 0:
+        make_report(spec=spec, storage=storage, tracking_uri=tracking_uri, console=console)
+    return code
+
+
+def run_workers(*, job: worker.Job, n_workers: int, board: Board) -> int:
+    """Start the worker processes (spawn), show their progress until all are gone; -> exit status."""
+    context = multiprocessing.get_context("spawn")
+    processes, pipes = [], []
+    for index in range(1, n_workers + 1):
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=worker.main, args=(replace(job, index=index), sender),
+                                  name=f"study-worker-{index}")
+        process.start()
+        sender.close()
+        processes.append(process)
+        pipes.append(receiver)
+    interrupted = False
+    with Live(board, console=board.console, refresh_per_second=4) if board.live else nullcontext():
+        try:
+            _pump(pipes, board)
+        except KeyboardInterrupt:
+            interrupted = True
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the workers finish recording
+            board.say("interrupted: the workers record their current trial as failed, then stop")
+            for process in processes:
+                if process.is_alive():
+                    os.kill(process.pid, signal.SIGINT)
+            _pump(pipes, board)
+    lost = []
+    for index, process in enumerate(processes, start=1):
+        process.join(timeout=30)
+        if process.is_alive():
+            process.terminate()
+            process.join()
+        if process.exitcode:
+            trials = [n for n, row in board.running.items() if row.get("worker") == index]
+            how = f"signal {-process.exitcode}" if process.exitcode < 0 else f"status {process.exitcode}"
+            lost.append(f"worker {index} (pid {process.pid}) ended with {how}"
+                        + (f" during trial {trials[0]}" if trials else ""))
+    for line in lost:
+        board.say(f"{line}; rerun the same command to resume the study")
+    return 130 if interrupted else 1 if lost else 0
+
+
+def _pump(pipes: list[Connection], board: Board) -> None:
+    """Hand every worker message to the board until every worker's pipe is closed."""
+    while pipes:
+        for pipe in wait(pipes, timeout=0.5):
+            try:
+                board.handle(pipe.recv())
+            except (EOFError, OSError):
+                pipes.remove(pipe)
+
+
+def make_report(*, spec: Spec, storage: str, tracking_uri: str, console: Console) -> None:
+    """Build the study report with `studies.report` when that module exists; a failure is only a warning."""
+    if importlib.util.find_spec("studies.report") is None:
+        return
+    try:
+        importlib.import_module("studies.report").main([spec.name, "--tracking-uri", tracking_uri,
+                                                        "--storage", storage])
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the study itself is done and recorded
+        console.print(f"report not made: {exc}", markup=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

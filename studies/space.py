@@ -1,0 +1,199 @@
+"""Search dimensions: the `search:` entries of a study spec, validated against the experiment config.
+
+A dotted key names a config field (`optim.lr`: choices, or a numeric range typed by the field) or a section
+(`kl`: choices that are "bundles", mappings of several of its keys). Every choice and range end is validated by
+applying it to the base experiment; errors are one ConfigError line with the full key path in the spec.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cvae.config import ConfigError, ExperimentConfig, describe_validation_error, flatten, set_dotted
+
+SEED_KEY = "train.seed"
+"""The config key every trial sets from `study.seeds`; always an Optuna param, never searched."""
+
+
+class Space(BaseModel):
+    """One search dimension: `choices`, or a numeric range `low`..`high` (with `log` or `step`)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    choices: list[Any] | None = None
+    """Values to try; for a config section (e.g. `kl`), mappings of several of its keys ("bundles")."""
+    low: float | None = None
+    """Lower end of a numeric range (inclusive)."""
+    high: float | None = None
+    """Upper end of a numeric range (inclusive)."""
+    log: bool = False
+    """Sample the range on a log scale (needs low > 0; not with step)."""
+    step: float | None = Field(default=None, gt=0)
+    """Spacing of the range's values (integer fields: default 1); a stepped range can be a grid."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Space":
+        ranged = self.low is not None or self.high is not None or self.log or self.step is not None
+        if self.choices is not None:
+            if ranged:
+                raise ValueError("give either choices or a range (low, high, log, step), not both")
+            if not self.choices:
+                raise ValueError("empty choices: give at least one value")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give choices: [...], or both low and high")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) must be <= high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log needs low > 0, got low={self.low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined")
+        return self
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched key. `choices` are the Optuna values (bundles by label); `sets[i]` what choice i sets."""
+
+    key: str
+    kind: Literal["choice", "int", "float"]
+    choices: tuple[Any, ...] = ()
+    sets: tuple[dict[str, Any], ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    step: float | None = None
+
+    def assignments(self, value: Any) -> dict[str, Any]:
+        """Dotted config keys and values that the Optuna value ``value`` of this dimension stands for."""
+        if self.kind == "choice":
+            return dict(self.sets[self.choices.index(value)])
+        return {self.key: int(value) if self.kind == "int" else float(value)}
+
+    def targets(self) -> set[str]:
+        """Every dotted config key this dimension may set."""
+        return {key for sets in self.sets for key in sets} if self.kind == "choice" else {self.key}
+
+    def grid_values(self) -> tuple[Any, ...] | None:
+        """The finite values of this dimension, or None for a continuous range."""
+        if self.kind == "choice":
+            return self.choices
+        if self.log or (self.kind == "float" and self.step is None):
+            return None
+        step = self.step or 1
+        count = math.floor((self.high - self.low) / step + 1e-9) + 1
+        if self.kind == "int":
+            return tuple(int(self.low) + i * int(step) for i in range(count))
+        return tuple(round(self.low + i * step, 12) for i in range(count))
+
+
+def _schema_at(key: str) -> tuple[type[BaseModel] | None, Any]:
+    """(section model, None) when ``key`` names a config section, (None, annotation) for a field; KeyError else."""
+    model: type[BaseModel] = ExperimentConfig
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            raise KeyError(key)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        if i != len(parts) - 1:
+            raise KeyError(key)
+        return None, annotation
+    return model, None
+
+
+def _number_kind(annotation: Any) -> str | None:
+    """`int` / `float` for a (possibly optional) numeric field annotation, else None."""
+    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    kinds = {arg for arg in args if arg is not type(None)}
+    return {int: "int", float: "float"}.get(kinds.pop()) if len(kinds) == 1 else None
+
+
+def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source: str) -> Dimension:
+    """Validate one `search:` entry against the base experiment's tree; ``source`` names the file."""
+    where = f"{source}: key search.{key}"
+    if key == SEED_KEY:
+        raise ConfigError(f"{where}: seeds are not searched; list them in study.seeds")
+    try:
+        section, annotation = _schema_at(key)
+    except KeyError:
+        sections = [name for name, f in ExperimentConfig.model_fields.items() if isinstance(f.annotation, type)
+                    and issubclass(f.annotation, BaseModel)]
+        known = list(flatten(ExperimentConfig().model_dump())) + sections
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean 'search.{close[0]}'?)" if close else ""
+        raise ConfigError(f"{where}: unknown config key{hint}") from None
+    if space.choices is not None:
+        sets = []
+        for i, value in enumerate(space.choices):
+            at = f"{where}.choices[{i}]"
+            if section is not None:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{at}: {key} is a section: each choice is a mapping of its keys, "
+                                      f"e.g. {{{next(iter(section.model_fields))}: ...}}; got {value!r}")
+                assignments = {f"{key}.{k}": v for k, v in value.items()}
+            elif isinstance(value, (dict, list)):
+                raise ConfigError(f"{at}: expected a single value for {key}, got {value!r}")
+            else:
+                assignments = {key: value}
+            sets.append(_validated(assignments, base_tree=base_tree, where=at))
+        labels = [_label(s, prefix=f"{key}.") if section is not None else s[key] for s in sets]
+        for i, label in enumerate(labels):
+            if label in labels[:i]:
+                raise ConfigError(f"{where}.choices[{i}]: repeats choices[{labels.index(label)}] ({label!r})")
+        return Dimension(key=key, kind="choice", choices=tuple(labels), sets=tuple(sets))
+    if section is not None:
+        raise ConfigError(f"{where}: {key} is a section: search it with choices (mappings of its keys)")
+    kind = _number_kind(annotation)
+    if kind is None:
+        raise ConfigError(f"{where}: a range needs a numeric field; {key} is {_type_name(annotation)}, use choices")
+    if kind == "int":
+        for name in ("low", "high", "step"):
+            value = getattr(space, name)
+            if value is not None and value != int(value):
+                raise ConfigError(f"{where}.{name}: {key} is an integer field, got {value:g}")
+    for name in ("low", "high"):
+        value = getattr(space, name)
+        _validated({key: int(value) if kind == "int" else value}, base_tree=base_tree, where=f"{where}.{name}")
+    return Dimension(key=key, kind=kind, low=space.low, high=space.high, log=space.log, step=space.step)
+
+
+def _validated(assignments: dict[str, Any], *, base_tree: dict[str, Any], where: str) -> dict[str, Any]:
+    """Apply ``assignments`` to the base and validate; the values as the config types read them."""
+    tree = copy.deepcopy(base_tree)
+    for key, value in assignments.items():
+        set_dotted(tree, key, value)
+    try:
+        config = ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err, schema=ExperimentConfig, source=where)) from None
+    out = {}
+    for key in assignments:
+        node: Any = config
+        for part in key.split("."):
+            node = getattr(node, part)
+        out[key] = node
+    return out
+
+
+def _label(sets: dict[str, Any], *, prefix: str) -> str:
+    """A bundle's Optuna value: `schedule=constant,beta_max=0.0` (or `base` for an empty bundle)."""
+    def scalar(value: Any) -> str:
+        return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+    return ",".join(f"{k.removeprefix(prefix)}={scalar(v)}" for k, v in sets.items()) or "base"
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

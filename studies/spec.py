@@ -1,0 +1,356 @@
+"""Study spec: a base experiment, a search space over its dotted keys, and study settings.
+
+    extends: baseline.yaml          # relative to this file's folder, then experiments/
+    model: {hidden_size: 32}        # experiment sections, deep-merged over the extended file
+    search:                         # dotted config key -> space
+      optim.lr: {low: 1.0e-3, high: 1.0, log: true}
+      optim.clip_norm: {choices: [null, 1.0]}
+      kl:                           # a section takes bundles: each choice sets several of its keys
+        choices: [{schedule: constant, beta_max: 0.0}, {schedule: cyclical, free_bits: 0.1}]
+    study: {name: demo, objective: bleu4+gaussian, sampler: random, trials: 20, seeds: [0, 1]}
+
+A spec may extend an experiment file or another spec; ``--set key=value`` overrides any key of the merged
+spec (experiment sections, ``study.*``, ``search.*``). Every error is one ConfigError line naming the file that
+sets the key and the full key path. Nothing here knows Optuna or MLflow.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cvae.config import (ConfigError, ExperimentConfig, build_config, describe_validation_error, find_spec_file,
+                         load_yaml, parse_override, set_dotted)
+from studies.space import SEED_KEY, Dimension, Space, build_dimension
+
+__all__ = ["SEED_KEY", "Dimension", "Space", "Spec", "SpecFile", "StudySettings", "check_data", "config_key",
+           "load_spec", "objective_values"]
+
+SECTIONS = tuple(ExperimentConfig.model_fields)
+"""Top-level keys of an experiment (`name`, `data`, `model`, ...), allowed at the top of a spec."""
+Objective = Literal["bleu4", "gaussian", "bleu4+gaussian", "min_of_both", "pareto"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_GRID = 1_000_000
+"""Largest grid the grid sampler enumerates."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class StudySettings(_Strict):
+    """How the configurations are chosen, scored and run."""
+
+    name: str | None = Field(default=None, pattern=NAME_PATTERN)
+    """Study name: Optuna study, MLflow experiment and parent run. Default: the spec file's name without .yaml
+    (a name set in an extended file is not inherited)."""
+    objective: Objective = "bleu4+gaussian"
+    """Trial value from the chosen checkpoint: `bleu4`, `gaussian`, `bleu4+gaussian`, `min_of_both`, or
+    `pareto` (two objectives, BLEU-4 and Gaussian score, both maximised)."""
+    sampler: Literal["grid", "tpe", "random"] = "grid"
+    """`grid`: every combination of the choices (stepped ranges expand), in order; `tpe` or `random`: Optuna."""
+    trials: int | None = Field(default=None, ge=1)
+    """Number of configurations, each trained once per seed. Grid: default the whole grid (fewer: a seeded
+    random subset); tpe/random: required when there is a search."""
+    seeds: list[int] = Field(default=[0], min_length=1)
+    """Seeds every configuration is trained with: one Optuna trial per (configuration, seed)."""
+    pruner: Literal["none", "median", "hyperband"] = "none"
+    """Stop unpromising trials early from their per-epoch objective (single objective only)."""
+    workers: int = Field(default=1, ge=1)
+    """Worker processes training trials in parallel (each with train.num_threads torch threads)."""
+    sampler_seed: int = 0
+    """Seed of the sampler's draws (tpe/random) and of the subset a partial grid keeps."""
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _pruning_needs_one_value(self) -> "StudySettings":
+        if self.objective == "pareto" and self.pruner != "none":
+            raise ValueError("pruning needs a single objective; use pruner: none with objective: pareto")
+        return self
+
+
+class SpecFile(_Strict):
+    """The YAML schema of a study spec (experiment sections are validated by cvae.config after merging)."""
+
+    extends: str | None = None
+    """Experiment or spec file this one builds on: relative to this file's folder, then experiments/."""
+    name: str | None = None
+    """Experiment name (cvae's `name`), shown in logs."""
+    data: dict[str, Any] | None = None
+    """Experiment section `data` (cvae.config.DataConfig), deep-merged over the extended file."""
+    model: dict[str, Any] | None = None
+    """Experiment section `model` (cvae.config.ModelConfig), deep-merged over the extended file."""
+    kl: dict[str, Any] | None = None
+    """Experiment section `kl` (cvae.config.KLConfig), deep-merged over the extended file."""
+    teacher_forcing: dict[str, Any] | None = None
+    """Experiment section `teacher_forcing` (cvae.config.TeacherForcingConfig), deep-merged."""
+    optim: dict[str, Any] | None = None
+    """Experiment section `optim` (cvae.config.OptimConfig), deep-merged over the extended file."""
+    train: dict[str, Any] | None = None
+    """Experiment section `train` (cvae.config.TrainConfig), deep-merged over the extended file."""
+    search: dict[str, Space] | None = {}
+    """Dotted config key -> space. No search (or `null`, which drops an extended file's): one configuration."""
+    study: StudySettings = StudySettings()
+    """Study settings."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated study spec: base experiment, search dimensions and settings."""
+
+    path: Path
+    name: str
+    base_tree: dict[str, Any]
+    base: ExperimentConfig
+    space: tuple[Dimension, ...]
+    settings: StudySettings
+
+    @property
+    def n_configs(self) -> int:
+        """Configurations the study trains (each once per seed)."""
+        if not self.space:
+            return 1
+        if self.settings.sampler == "grid":
+            return self.settings.trials or self.grid_size
+        return self.settings.trials  # required by load_spec
+
+    @property
+    def grid_size(self) -> int | None:
+        """Number of distinct configurations, or None when a dimension is continuous."""
+        sizes = [dim.grid_values() for dim in self.space]
+        return None if any(v is None for v in sizes) else math.prod(len(v) for v in sizes)
+
+    def grid_configs(self) -> list[dict[str, Any]]:
+        """Grid sampler: the search params of every configuration to train, in grid order (seed excluded)."""
+        values = [dim.grid_values() for dim in self.space]
+        size = self.grid_size or 0
+        order = list(range(size))
+        random.Random(self.settings.sampler_seed).shuffle(order)  # a longer prefix keeps a shorter one's picks
+        picked = sorted(order[: self.n_configs])
+        configs = []
+        for index in picked:
+            params = {}
+            for dim, options in zip(reversed(self.space), reversed(values)):  # last key varies fastest
+                index, pos = divmod(index, len(options))
+                params[dim.key] = options[pos]
+            configs.append({dim.key: params[dim.key] for dim in self.space})
+        return configs
+
+    def config_for(self, params: dict[str, Any]) -> ExperimentConfig:
+        """The experiment of one trial: base config + what each searched value sets + ``train.seed``."""
+        tree = copy.deepcopy(self.base_tree)
+        for dim in self.space:
+            for key, value in dim.assignments(params[dim.key]).items():
+                set_dotted(tree, key, value)
+        set_dotted(tree, SEED_KEY, params[SEED_KEY])
+        return build_config(tree, source=f"{self.path} (trial params {params})")
+
+    @property
+    def digest(self) -> str:
+        """Identity of what the study trains: base, space, seeds, objective, sampler (not trials/workers)."""
+        s = self.settings
+        payload = {"base": self.base.model_dump(), "space": [repr(dim) for dim in self.space], "seeds": s.seeds,
+                   "objective": s.objective, "sampler": s.sampler, "sampler_seed": s.sampler_seed}
+        return _digest(payload)
+
+
+def config_key(config: ExperimentConfig) -> str:
+    """12-hex digest of a config without its seed: the seeds of one configuration share it."""
+    tree = config.model_dump()
+    tree["train"].pop("seed")
+    return _digest(tree)[:12]
+
+
+def objective_values(metrics: dict[str, float], *, objective: str) -> list[float]:
+    """The trial's value(s) from a metrics dict with `val/bleu4` and `val/gaussian` (all maximised)."""
+    bleu, gauss = metrics["val/bleu4"], metrics["val/gaussian"]
+    return {"bleu4": [bleu], "gaussian": [gauss], "bleu4+gaussian": [bleu + gauss],
+            "min_of_both": [min(bleu, gauss)], "pareto": [bleu, gauss]}[objective]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
+    """Read, merge (`extends`), override (``--set``) and validate a study spec; one-line ConfigError on error."""
+    file = find_spec_file(path)
+    layers = _read_chain(file, seen=())
+    for i, (source, tree) in enumerate(layers[:-1]):  # a study's name is not inherited through `extends`
+        if isinstance(tree.get("study"), dict) and "name" in tree["study"]:
+            layers[i] = (source, {**tree, "study": {k: v for k, v in tree["study"].items() if k != "name"}})
+    if overrides:
+        layers.append((f"{file} (--set)", _override_tree(overrides)))
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        merged = _merge(merged, layer)
+    merged.pop("extends", None)
+    try:
+        spec_file = SpecFile.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, SpecFile, layers, merged)) from None
+    base_tree = {key: merged[key] for key in SECTIONS if key in merged}
+    try:
+        base = ExperimentConfig.model_validate(base_tree)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, ExperimentConfig, layers)) from None
+    settings = spec_file.study
+    name = settings.name or file.stem
+    if settings.name is None and not re.match(NAME_PATTERN, name):
+        raise ConfigError(f"{file}: key study.name: the file name {name!r} is not a valid study name; set study.name")
+    space = tuple(build_dimension(key=key, space=space, base_tree=base_tree, source=_source_of(layers, ("search", key)))
+                  for key, space in (spec_file.search or {}).items())
+    spec = Spec(path=file, name=name, base_tree=base_tree, base=base, space=space, settings=settings)
+    _check_study(spec, layers=layers, set_keys=[parse_override(text)[0] for text in overrides])
+    return spec
+
+
+def check_data(spec: Spec) -> None:
+    """Load the data of the base config (and of searched data choices) once: a missing file is a ConfigError."""
+    from cvae.data import DataError  # torch-importing modules stay out of spec parsing
+    from cvae.train import Data
+
+    configs = [spec.base]
+    for sets in (sets for dim in spec.space for sets in dim.sets if any(k.startswith("data.") for k in sets)):
+        tree = copy.deepcopy(spec.base_tree)
+        for key, value in sets.items():
+            set_dotted(tree, key, value)
+        configs.append(build_config(tree, source=str(spec.path)))
+    for config in configs:
+        for name in ("train", "test", "heldout"):
+            file = config.data.resolve(name)
+            if file is not None and not file.is_file():
+                raise ConfigError(f"{spec.path}: key data.{name}: file not found: {file}")
+        try:
+            Data.load(config)
+        except DataError as exc:
+            raise ConfigError(f"{spec.path}: key data: {exc}") from None
+
+
+def _read_chain(path: Path, *, seen: tuple[Path, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """[(file, tree)] from the most basic extended file to ``path``."""
+    chain = (*seen, path)
+    if path.resolve() in {p.resolve() for p in seen}:
+        raise ConfigError(f"{seen[0]}: key extends: cycle {' -> '.join(p.name for p in chain)}")
+    raw = load_yaml(path)
+    parent = raw.get("extends")
+    if parent is None:
+        return [(str(path), raw)]
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(f"{path}: key extends: expected a file name, got {parent!r}")
+    local = path.parent / parent
+    if local.is_file():
+        parent_path = local
+    else:
+        try:
+            parent_path = find_spec_file(parent)
+        except ConfigError:
+            raise ConfigError(f"{path}: key extends: {parent}: file not found "
+                              f"(looked in {path.parent}/ and experiments/)") from None
+    return _read_chain(parent_path, seen=chain) + [(str(path), raw)]
+
+
+def _override_tree(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``--set`` texts as a spec tree; `search.optim.lr.high=1` sets field `high` of search key `optim.lr`."""
+    tree: dict[str, Any] = {}
+    for text in overrides:
+        key, value = parse_override(text)
+        if key.startswith("search."):
+            head, _, field = key.removeprefix("search.").rpartition(".")
+            search = tree.setdefault("search", {})
+            if field in Space.model_fields and head:
+                search.setdefault(head, {})[field] = value
+            else:
+                search[key.removeprefix("search.")] = value
+        else:
+            set_dotted(tree, key, value)
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings merge key by key, anything else in ``over`` replaces."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else (
+            copy.deepcopy(value))
+    return out
+
+
+def _source_of(layers: list[tuple[str, dict[str, Any]]], loc: tuple[Any, ...]) -> str:
+    """The top-most layer that sets the longest prefix of key path ``loc``: where an error should point."""
+    best, depth = layers[-1][0], -1
+    for source, tree in reversed(layers):
+        node, found = tree, 0
+        for part in loc:
+            if not isinstance(node, dict) or part not in node:
+                break
+            node, found = node[part], found + 1
+        if found > depth:
+            best, depth = source, found
+    return best
+
+
+def _describe(err: ValidationError, schema: type[BaseModel], layers: list[tuple[str, dict[str, Any]]],
+              merged: dict[str, Any] | None = None) -> str:
+    loc = tuple(err.errors()[0]["loc"])
+    source = _source_of(layers, loc)
+    if merged is not None and len(loc) >= 3 and loc[0] == "search":  # inside one Space: its fields for the hint
+        try:
+            Space.model_validate(merged["search"][loc[1]])
+        except ValidationError as inner:
+            return describe_validation_error(inner, schema=Space, source=source, prefix=f"search.{loc[1]}.")
+    return describe_validation_error(err, schema=schema, source=source)
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_study(spec: Spec, *, layers: list[tuple[str, dict[str, Any]]], set_keys: list[str]) -> None:
+    """Cross-key checks: overlapping search keys, --set on searched keys, trials vs sampler and grid size."""
+    s = spec.settings
+    for i, dim in enumerate(spec.space):
+        for other in spec.space[:i]:
+            if common := sorted(dim.targets() & other.targets()):
+                raise ConfigError(f"{_source_of(layers, ('search', dim.key))}: key search.{dim.key}: sets "
+                                  f"{common[0]}, as search.{other.key} does")
+        for set_key in set_keys:
+            if any(t == set_key or t.startswith(set_key + ".") for t in dim.targets()):
+                raise ConfigError(f"{spec.path} (--set): key {set_key}: is searched (search.{dim.key}); "
+                                  f"drop the --set or override search.{dim.key}")
+    study_source = _source_of(layers, ("study", "trials"))
+    if not spec.space:
+        return
+    if s.sampler == "grid":
+        for dim in spec.space:
+            if dim.grid_values() is None:
+                raise ConfigError(f"{_source_of(layers, ('search', dim.key))}: key search.{dim.key}: the grid "
+                                  "sampler needs choices or a stepped linear range")
+        if (spec.grid_size or 0) > MAX_GRID:
+            raise ConfigError(f"{_source_of(layers, ('study', 'sampler'))}: key study.sampler: the grid has "
+                              f"{spec.grid_size} configurations (more than {MAX_GRID}); use random or tpe")
+        if s.trials is not None and s.trials > (spec.grid_size or 0):
+            raise ConfigError(f"{study_source}: key study.trials: {s.trials} exceeds the grid's "
+                              f"{spec.grid_size} configurations")
+        return
+    if s.trials is None:
+        raise ConfigError(f"{study_source}: key study.trials: required with sampler {s.sampler} "
+                          "(number of configurations to sample)")
+    if spec.grid_size is not None and s.trials > spec.grid_size:
+        raise ConfigError(f"{study_source}: key study.trials: {s.trials} exceeds the {spec.grid_size} distinct "
+                          "configurations of the search space; use sampler: grid")

@@ -1,0 +1,89 @@
+"""The report's tables as display DataFrames (strings, `mean ± std`), from the frames of ``studies.results``."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from studies.labels import fmt_value, objective_label, pow10
+from studies.results import pareto_mask
+
+LEADERBOARD_SIZE = 10
+MAX_MAP_ROWS = 40
+
+
+def mean_std(mean: float, std: float, *, digits: int = 3) -> str:
+    """`0.712 ± 0.010`; the std is left out when it is undefined (one seed); `–` when there is no mean."""
+    if mean is None or pd.isna(mean):
+        return "–"
+    if std is None or pd.isna(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def rate(count: float, total: float) -> str:
+    """`1/2 (50%)`; `–` without a denominator."""
+    if not total or pd.isna(total):
+        return "–"
+    return f"{int(count)}/{int(total)} ({100 * count / total:.0f}%)"
+
+
+COLUMN_NAMES = {"optim.name": "optimizer", "optim.lr": "lr", "optim.clip_norm": "clip norm",
+                "model.latent_size": "latent size"}
+
+
+def leaderboard(configs: pd.DataFrame, *, varied: list[str], objective: str,
+                size: int = LEADERBOARD_SIZE) -> pd.DataFrame:
+    """Top ``size`` configurations by mean objective: varied params, figures as mean ± std, rates, n seeds."""
+    ranked = configs.dropna(subset=["objective mean"]).reset_index(drop=True)
+    on_front = pareto_mask(ranked, x="best/gaussian mean", y="best/bleu4 mean")
+    top = ranked.head(size)
+    table = pd.DataFrame({"rank": range(1, len(top) + 1)})
+    if any(key.startswith("kl.") for key in varied):
+        table["KL schedule"] = top["kl_label"].astype(str).to_numpy()
+    for key in varied:
+        if not key.startswith("kl."):
+            table[COLUMN_NAMES.get(key, key)] = [fmt_value(v) for v in top[key]]
+    columns = {f"objective ({objective_label(objective)})": "objective", "BLEU-4": "best/bleu4",
+               "Gaussian": "best/gaussian", "heldout BLEU-4": "best/heldout_bleu4",
+               "active units": "best/active_units", "KL (nats)": "best/kl"}
+    for title, figure in columns.items():
+        digits = 1 if figure in ("best/active_units", "best/kl") else 3
+        table[title] = [mean_std(m, s, digits=digits) for m, s in zip(top[f"{figure} mean"], top[f"{figure} std"])]
+    table["diverged"] = [rate(d, n) for d, n in zip(top["diverged"], top["n"])]
+    table["seeds (with checkpoint/all)"] = [f"{int(k)}/{int(n)}" for k, n in zip(top["objective count"], top["n"])]
+    table["Pareto front"] = ["yes" if flag else "" for flag in on_front[: len(top)]]
+    return table
+
+
+def explosion_table(cells: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.DataFrame:
+    """Per optimizer x lr x clip norm, most diverged first: diverged seeds, grad norms, step and cause."""
+    ordered = cells.sort_values(["divergence_rate", "grad_median"], ascending=False).head(max_rows)
+    return pd.DataFrame({
+        "optimizer": ordered["optim.name"].astype(str).to_numpy(),
+        "lr": ordered["lr"].astype(str).to_numpy(),
+        "clip norm": ordered["clip"].astype(str).to_numpy(),
+        "diverged": [rate(d, n) for d, n in zip(ordered["diverged"], ordered["n"])],
+        "median max grad norm": [pow10(v) for v in ordered["grad_median"]],
+        "max grad norm": [pow10(v) for v in ordered["grad_max"]],
+        "median divergence step": ["–" if pd.isna(v) else f"{v:.0f}" for v in ordered["diverged_step_median"]],
+        "most common cause": [c if isinstance(c, str) else "–" for c in ordered["cause"]],
+    })
+
+
+def collapse_table(cells: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.DataFrame:
+    """Per KL bundle x latent size over finished trials, most collapsed first: rates, AU, KL, MI, scores."""
+    ordered = cells.assign(_order=cells["collapsed"] / cells["n"]).sort_values(
+        ["_order", "kl_mean"], ascending=[False, True]).head(max_rows)
+    return pd.DataFrame({
+        "KL schedule": ordered["kl_group"].astype(str).to_numpy(),
+        "latent size": ordered["latent"].astype(str).to_numpy(),
+        "collapsed": [rate(c, n) for c, n in zip(ordered["collapsed"], ordered["n"])],
+        "prior hole": [rate(h, n) for h, n in zip(ordered["prior_hole"], ordered["n"])],
+        "active units": [mean_std(m, s, digits=1) for m, s in zip(ordered["au_mean"], ordered["au_std"])],
+        "KL (nats)": [mean_std(m, s, digits=2) for m, s in zip(ordered["kl_mean"], ordered["kl_std"])],
+        "MI (nats)": [mean_std(m, math.nan, digits=2) for m in ordered["mi_mean"]],
+        "Gaussian": [mean_std(m, math.nan) for m in ordered["gaussian_mean"]],
+        "BLEU-4": [mean_std(m, math.nan) for m in ordered["bleu4_mean"]],
+    })

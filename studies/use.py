@@ -1,0 +1,131 @@
+"""Reuse a trained checkpoint: convert words between tenses, or sample verbs from prior noise.
+
+    python -m studies.use convert abandon --from sp --to p (--run RUN_ID | --checkpoint PATH | --study STUDY)
+    python -m studies.use sample 10 [--seed 0] (--run RUN_ID | --checkpoint PATH | --study STUDY)
+
+`convert` prints one converted word a line; `sample` prints one draw z ~ N(0, I) a line as its 4 greedy words
+in tense order `sp tp pg p` (the train.txt format). An empty generation prints as `-`. `--study` uses the run
+holding the best checkpoint of the study (see `python -m studies.best`). A missing or corrupt checkpoint, an
+unknown run or study, or a word with characters outside a-z is a one-line error with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from cvae.checkpoint import CheckpointError, load_checkpoint
+from cvae.config import ExperimentConfig
+from cvae.data import LETTERS, TENSES, Pair
+from cvae.metrics import gaussian_generations
+from cvae.model import CVAE
+from cvae.train import convert
+from studies.best import find_best
+from studies.results import ReportError, open_client
+from studies.tracking import DEFAULT_TRACKING_URI
+
+CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
+EMPTY = "-"
+
+
+class UseError(ValueError):
+    """A one-line, user-facing error of this CLI."""
+
+
+def load_model(*, tracking_uri: str, run: str | None = None, checkpoint: str | Path | None = None,
+               study: str | None = None) -> tuple[CVAE, ExperimentConfig]:
+    """The model (eval mode) and config from a file, a run's `checkpoint/model.pt`, or a study's best run."""
+    if checkpoint is not None:
+        model, config, _ = load_checkpoint(checkpoint)
+        return model, config
+    if run is None:
+        if study is None:
+            raise UseError("give one of --run, --checkpoint or --study")
+        run = find_best(tracking_uri=tracking_uri, study=study).run_id
+    open_client(tracking_uri=tracking_uri)  # a missing sqlite store is an error, not a new empty one
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run, artifact_path=CHECKPOINT_ARTIFACT, dst_path=tmp,
+                                                       tracking_uri=tracking_uri)
+        except (MlflowException, OSError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UseError(f"run {run}: no {CHECKPOINT_ARTIFACT} artifact to load ({reason[:160]})") from None
+        model, config, _ = load_checkpoint(path)
+    return model, config
+
+
+def check_word(word: str) -> str:
+    if not word or any(ch not in LETTERS for ch in word):
+        bad = next((ch for ch in word if ch not in LETTERS), "")
+        raise UseError(f"word {word!r} has character {bad!r}; expected lower-case a-z only")
+    return word
+
+
+def convert_words(*, model: CVAE, words: list[str], source: str, target: str) -> list[str]:
+    """Greedy conversions of ``words`` from tense ``source`` to ``target`` (decoded from the encoder's mean)."""
+    pairs = [Pair(check_word(w), w, TENSES.index(source), TENSES.index(target)) for w in words]
+    return convert(model, pairs)
+
+
+def sample_words(*, model: CVAE, config: ExperimentConfig, n: int, seed: int) -> list[tuple[str, ...]]:
+    """``n`` draws z ~ N(0, I), each decoded greedily under the 4 tenses."""
+    return gaussian_generations(model.generate, n=n, latent_size=config.model.latent_size, seed=seed)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    source = argparse.ArgumentParser(add_help=False)
+    group = source.add_mutually_exclusive_group(required=True)
+    group.add_argument("--run", help="MLflow run id holding checkpoint/model.pt")
+    group.add_argument("--checkpoint", type=Path, help="checkpoint file (cvae.checkpoint format)")
+    group.add_argument("--study", help="use the best checkpoint of this study")
+    source.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
+                        help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
+    parser = argparse.ArgumentParser(prog="python -m studies.use", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    conv = commands.add_parser("convert", parents=[source], help="convert words from one tense to another")
+    conv.add_argument("words", nargs="+", help="lower-case words (a-z)")
+    conv.add_argument("--from", dest="source", required=True, choices=TENSES, help="tense of the words")
+    conv.add_argument("--to", dest="target", required=True, choices=TENSES, help="tense to convert to")
+    sample = commands.add_parser("sample", parents=[source], help="generate verbs from prior noise")
+    sample.add_argument("n", type=_positive, help="number of draws")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr to one line
+    try:
+        if args.command == "convert":
+            for word in args.words:
+                check_word(word)  # before loading anything
+        model, config = load_model(tracking_uri=args.tracking_uri, run=args.run, checkpoint=args.checkpoint,
+                                   study=args.study)
+        if args.command == "convert":
+            lines = convert_words(model=model, words=args.words, source=args.source, target=args.target)
+        else:
+            lines = [" ".join(w or EMPTY for w in draw)
+                     for draw in sample_words(model=model, config=config, n=args.n, seed=args.seed)]
+    except (UseError, CheckpointError, ReportError) as exc:
+        print(f"studies.use: error: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line or EMPTY)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

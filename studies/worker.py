@@ -1,0 +1,191 @@
+"""A worker process: claims trials, trains each with ``cvae.train.fit``, records it in Optuna and MLflow.
+
+``settle`` is the one place that decides a trial's Optuna state (COMPLETE / PRUNED / FAIL) and its status.
+Progress goes to the parent as small dicts over this worker's own pipe (``event``: start, epoch, end).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from cvae.config import ExperimentConfig
+from cvae.metrics import latent_status
+from cvae.train import Data, EpochRecord, TrainResult, fit
+from studies import tracking
+from studies.spec import Spec, config_key, objective_values
+from studies.study import claim, open_storage
+
+Send = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker process needs (pickled to it at spawn)."""
+
+    spec: Spec
+    storage: str
+    study_run: tracking.StudyRun
+    claim_lock: Path
+    index: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a trial ended: Optuna state and values, contract status, MLflow run status, error line."""
+
+    state: TrialState
+    status: str
+    run_status: str
+    values: list[float] | None = None
+    error: str | None = None
+
+
+def settle(*, result: TrainResult | None, error: str | None, objective: str, interrupted: bool = False) -> Outcome:
+    """The single decision: fit's result (or the error that replaced it) -> Outcome."""
+    if interrupted:
+        return Outcome(TrialState.FAIL, "failed", "KILLED", error="interrupted")
+    if result is None:
+        return Outcome(TrialState.FAIL, "failed", "FAILED", error=error or "no result")
+    if result.status == "diverged":
+        return Outcome(TrialState.FAIL, "diverged", "FAILED")
+    if result.status == "stopped":
+        return Outcome(TrialState.PRUNED, "pruned", "FINISHED")
+    if not result.metrics:
+        return Outcome(TrialState.FAIL, "failed", "FAILED", error="no evaluated epoch")
+    values = objective_values(result.metrics, objective=objective)
+    if not all(math.isfinite(v) for v in values):
+        return Outcome(TrialState.FAIL, "failed", "FAILED", error=f"non-finite objective {values}")
+    return Outcome(TrialState.COMPLETE, latent_status(result.metrics), "FINISHED", values=values)
+
+
+def quiet_logs() -> None:
+    """Keep Optuna's and MLflow's INFO lines (trial finished, DB migrations) off the display."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(job: Job, conn: Connection) -> None:
+    """Process entry point: train trials until the study has none left for this worker."""
+    quiet_logs()
+    signal.signal(signal.SIGINT, _interrupt_once)
+    torch.set_num_threads(job.spec.base.train.num_threads)
+    storage = open_storage(job.storage)
+    client = job.study_run.client()
+    cache: dict[str, Data] = {}
+
+    def send(**message: Any) -> None:
+        try:
+            conn.send(message)
+        except OSError:  # the parent is gone; the study state is in storage anyway
+            pass
+
+    try:
+        while (trial := claim(spec=job.spec, storage=storage, lock=job.claim_lock)) is not None:
+            run_trial(trial, job=job, client=client, cache=cache, send=send)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        conn.close()
+
+
+def _interrupt_once(signum: int, frame: object) -> None:
+    """First Ctrl-C: stop training (KeyboardInterrupt); later ones are ignored so the trial gets recorded."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dict[str, Data], send: Send) -> Outcome:
+    """Train one claimed trial and record it; never raises for a failed or diverged run."""
+    started = time.perf_counter()
+    params = dict(trial.params)
+    objective = job.spec.settings.objective
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    config: ExperimentConfig | None = None
+    run_id = result = error = None
+    interrupted = False
+    try:
+        config = job.spec.config_for(params)
+        send(event="start", trial=trial.number, worker=job.index, pid=os.getpid(), params=params,
+             epochs=config.train.epochs)
+        key = config_key(config)
+        trial.set_user_attr("config_key", key)
+        trial.set_user_attr("seed", config.train.seed)
+        run_id = tracking.start_trial(client, study_run=job.study_run, number=trial.number, config=config, key=key)
+        trial.set_user_attr("mlflow_run_id", run_id)
+        hook = _EpochHook(trial=trial, objective=objective, send=send,
+                          log=lambda record: tracking.log_epoch(client, run_id=run_id, record=record))
+        data_key = config.data.model_dump_json()
+        if data_key not in cache:
+            cache[data_key] = Data.load(config)
+        result = fit(config, callbacks=[hook], data=cache[data_key])
+    except KeyboardInterrupt:
+        interrupted = True
+    except Exception as exc:  # noqa: BLE001 - any error ends this trial as FAIL, never the study
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+    outcome = settle(result=result, error=error, objective=objective, interrupted=interrupted)
+    if run_id is not None:
+        try:
+            tracking.finish_trial(client, run_id=run_id, result=result, config=config, state=outcome.state.name,
+                                  status=outcome.status, run_status=outcome.run_status, error=outcome.error,
+                                  wall_time_s=time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 - unrecorded in MLflow: failed, tried again on the next run
+            outcome = settle(result=None, error=f"recording in MLflow failed: {exc}"[:500], objective=objective)
+    attrs = _trial_attrs(result, outcome)
+    for name, value in attrs.items():
+        trial.set_user_attr(name, value)
+    trial.study.tell(trial, outcome.values, state=outcome.state)
+    send(event="end", trial=trial.number, state=outcome.state.name, values=outcome.values,
+         seconds=time.perf_counter() - started, **attrs)
+    if interrupted:
+        raise KeyboardInterrupt
+    return outcome
+
+
+def _trial_attrs(result: TrainResult | None, outcome: Outcome) -> dict[str, Any]:
+    """User attrs of a finished trial: status, error, chosen-checkpoint figures, divergence step and cause."""
+    attrs: dict[str, Any] = {"status": outcome.status}
+    if outcome.error:
+        attrs["error"] = outcome.error
+    if result is not None:
+        if result.best_epoch is not None:
+            attrs.update(best_epoch=result.best_epoch, bleu4=result.metrics["val/bleu4"],
+                         gaussian=result.metrics["val/gaussian"])
+        if result.status == "diverged":
+            attrs.update(diverged_step=result.diverged_step, divergence_cause=result.divergence_cause)
+    return attrs
+
+
+@dataclass
+class _EpochHook:
+    """fit callback: batch the epoch to MLflow, tell the parent, report the objective and ask the pruner."""
+
+    trial: optuna.Trial
+    objective: str
+    send: Send
+    log: Callable[[EpochRecord], None]
+
+    def __call__(self, record: EpochRecord) -> bool:
+        self.log(record)
+        metrics = record.metrics
+        self.send(event="epoch", trial=self.trial.number, epoch=record.epoch, bleu4=metrics["val/bleu4"],
+                  gaussian=metrics["val/gaussian"])
+        if self.objective == "pareto":
+            return False
+        self.trial.report(objective_values(metrics, objective=self.objective)[0], record.epoch)
+        return bool(self.trial.should_prune())

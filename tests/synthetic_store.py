@@ -1,0 +1,256 @@
+"""Synthetic studies written to a real MLflow store exactly as docs/tracking-contract.md says a study does.
+
+Used by tests/test_report.py, tests/test_use.py and benchmarks/report_scale.py. Every figure is generated
+deterministically from the trial's config and seed, and kept on the returned ``SyntheticTrial`` so a test can
+compare what the report prints with what was logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from cvae.config import ExperimentConfig
+from studies.tracking import BEST_KEYS
+
+STEP_KEYS: tuple[str, ...] = (
+    "train/loss", "train/recon", "train/kl", "train/kl_weight", "train/tf_ratio", "train/grad_norm_mean",
+    "train/grad_norm_max", "train/grad_norm_encoder_mean", "train/grad_norm_encoder_max",
+    "train/grad_norm_decoder_mean", "train/grad_norm_decoder_max", "train/words_per_s", "train/epoch_time_s",
+    "val/bleu4", "val/heldout_bleu4", "val/gaussian", "val/kl", "val/active_units", "val/mutual_info",
+)
+"""Every step metric of the contract (step = epoch, 1-based)."""
+STATE_OF = {"ok": "COMPLETE", "collapsed": "COMPLETE", "prior_hole": "COMPLETE", "pruned": "PRUNED",
+            "diverged": "FAIL", "failed": "FAIL"}
+
+
+@dataclass
+class SyntheticTrial:
+    """One child run: its flat config (``train.seed`` included), status and every figure logged."""
+
+    number: int
+    params: dict[str, Any]
+    status: str
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)
+    final: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+
+    @property
+    def config_key(self) -> str:
+        return config_key(self.params)
+
+
+def config_key(params: dict[str, Any]) -> str:
+    """12-hex digest of a flat config without `train.seed` (the contract's `cvae.config_key`)."""
+    rest = {k: v for k, v in params.items() if k != "train.seed"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _curves(status: str, params: dict[str, Any], epochs: int, rng: random.Random) -> dict[str, list[float]]:
+    latent = params["model.latent_size"]
+    out: dict[str, list[float]] = {key: [] for key in STEP_KEYS}
+    for e in range(1, epochs + 1):
+        rise = 1.0 - math.exp(-e / 2.0)
+        noise = lambda scale: rng.uniform(-scale, scale)  # noqa: E731
+        bleu, gauss, kl, au, mi, grad = {
+            "collapsed": (0.2 * rise, 0.01, 0.02, 0.0, 0.01, 3.0),
+            "prior_hole": (0.85 * rise, 0.0, 30.0 + e, float(latent), 4.0, 6.0),
+            "diverged": (0.3 * rise, 0.05, 5.0, latent / 2, 1.0, 10.0 * 100.0 ** e),
+        }.get(status, (0.9 * rise, 0.4 * rise, 8.0 + e, 0.6 * latent, 3.0, 5.0))
+        record = {
+            "val/bleu4": max(0.0, bleu + noise(0.03)), "val/heldout_bleu4": max(0.0, 0.8 * bleu + noise(0.03)),
+            "val/gaussian": max(0.0, gauss + noise(0.02)), "val/kl": max(0.0, kl * (1 + noise(0.1))),
+            "val/active_units": round(au), "val/mutual_info": mi, "train/kl": kl,
+            "train/grad_norm_max": grad * (1 + noise(0.2)), "train/grad_norm_mean": grad / 3,
+            "train/loss": 20.0 / e, "train/recon": 18.0 / e, "train/kl_weight": min(1.0, e / 4), "train/tf_ratio": 1.0,
+            "train/words_per_s": 800.0 + noise(50), "train/epoch_time_s": 6.0 + noise(0.5),
+        }
+        for module in ("encoder", "decoder"):
+            record[f"train/grad_norm_{module}_max"] = record["train/grad_norm_max"] / 2
+            record[f"train/grad_norm_{module}_mean"] = record["train/grad_norm_mean"] / 2
+        for key in STEP_KEYS:
+            out[key].append(float(record[key]))
+    return out
+
+
+def make_trial(*, number: int, overrides: dict[str, Any], seed: int, status: str, epochs: int = 4,
+               diverge_epoch: int = 2) -> SyntheticTrial:
+    """A trial of ``status`` (ok, collapsed, prior_hole, diverged, pruned, failed) with plausible figures.
+
+    Diverged trials stop in ``diverge_epoch`` (their evaluated epochs come before it; ``diverge_epoch=1``
+    leaves no checkpoint), pruned trials stop after 2 epochs without a checkpoint, failed trials log nothing.
+    """
+    params = {**ExperimentConfig().flat(), **overrides, "train.seed": seed, "train.epochs": epochs}
+    rng = random.Random(f"{config_key(params)}-{seed}")
+    done = {"diverged": diverge_epoch - 1, "pruned": min(2, epochs), "failed": 0}.get(status, epochs)
+    history = _curves(status, params, done, rng) if done else {}
+    trial = SyntheticTrial(number=number, params=params, status=status, history=history)
+    trial.tags = {"cvae.role": "trial", "optuna.trial_number": str(number), "optuna.state": STATE_OF[status],
+                  "cvae.status": status, "cvae.config_key": trial.config_key, "cvae.seed": str(seed)}
+    if status == "failed":
+        return trial
+    if status == "diverged":
+        trial.tags.update({"cvae.diverged_step": str(diverge_epoch * 77 - 5),
+                           "cvae.divergence_cause": f"non-finite gradient in encoder at epoch {diverge_epoch}"})
+    if history and status not in ("pruned",):
+        scores = [b + g for b, g in zip(history["val/bleu4"], history["val/gaussian"])]
+        best_index = max(range(done), key=scores.__getitem__)
+        trial.best = {f"best/{k}": history[f"val/{k}"][best_index] for k in BEST_KEYS}
+        trial.best["best/epoch"] = float(best_index + 1)
+        trial.tags["cvae.best_epoch"] = str(best_index + 1)
+    trial.final = {"run/diverged": float(status == "diverged"), "run/wall_time_s": 6.0 * max(done, 1),
+                   "run/epochs_done": float(done)}
+    if history:  # as studies.tracking does: a run that diverged in its first epoch has no grad-norm figure
+        trial.final["run/grad_norm_max"] = max(history["train/grad_norm_max"])
+    return trial
+
+
+def write_study(*, tracking_uri: str, study: str, trials: list[SyntheticTrial], objective: str = "bleu4+gaussian",
+                artifact_location: str | Path | None = None, parent: bool = True) -> dict[str, str | None]:
+    """Log ``trials`` (and a parent run) to a new experiment named ``study``; sets each trial's ``run_id``."""
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment(study, artifact_location=str(artifact_location) if artifact_location
+                                             else None)
+    parent_id = None
+    if parent:
+        run = client.create_run(experiment_id, run_name=study, tags={
+            "cvae.role": "study", "cvae.study": study, "cvae.objective": objective,
+            "cvae.spec": f"experiments/{study}.yaml", "optuna.storage": f"mlruns/optuna/{study}.journal"})
+        parent_id = run.info.run_id
+    now = int(time.time() * 1000)
+    for trial in trials:
+        tags = {**trial.tags, "cvae.study": study}
+        if parent_id:
+            tags["mlflow.parentRunId"] = parent_id
+        run = client.create_run(experiment_id, run_name=f"trial-{trial.number}", tags=tags)
+        trial.run_id = run.info.run_id
+        metrics = [Metric(key, value, now, step + 1) for key, values in trial.history.items()
+                   for step, value in enumerate(values)]
+        metrics += [Metric(key, value, now, 0) for key, value in {**trial.best, **trial.final}.items()]
+        params = [Param(key, str(value)) for key, value in trial.params.items()]
+        for start in range(0, max(len(metrics), 1), 1000):
+            client.log_batch(trial.run_id, metrics=metrics[start:start + 1000], params=params if not start else [])
+        client.set_terminated(trial.run_id, "FAILED" if trial.status == "failed" else "FINISHED")
+    return {"experiment_id": experiment_id, "parent_run_id": parent_id}
+
+
+DEMO_CONFIGS: tuple[tuple[dict[str, Any], tuple[str, ...]], ...] = (
+    # (overrides, status of seed 0, 1, ...)
+    ({"optim.name": "adam", "optim.lr": 0.003, "optim.clip_norm": 1.0, "kl.schedule": "cyclical",
+      "kl.free_bits": 0.1, "model.latent_size": 32}, ("ok", "ok")),
+    ({"optim.name": "adam", "optim.lr": 0.001, "optim.clip_norm": None, "kl.schedule": "cyclical",
+      "model.latent_size": 16}, ("ok", "ok")),
+    ({"optim.name": "sgd", "optim.lr": 0.5, "optim.clip_norm": None, "kl.schedule": "monotonic",
+      "model.latent_size": 32}, ("diverged", "diverged")),
+    ({"optim.name": "sgd", "optim.lr": 0.05, "optim.clip_norm": None, "kl.schedule": "cyclical",
+      "model.latent_size": 32}, ("diverged", "ok")),
+    ({"optim.name": "adam", "optim.lr": 0.003, "optim.clip_norm": 1.0, "kl.schedule": "monotonic",
+      "model.latent_size": 8}, ("collapsed", "collapsed")),
+    ({"optim.name": "adam", "optim.lr": 0.003, "optim.clip_norm": 1.0, "kl.schedule": "constant",
+      "kl.beta_max": 0.0, "model.latent_size": 32}, ("prior_hole", "prior_hole")),
+    ({"optim.name": "adam", "optim.lr": 0.01, "optim.clip_norm": 5.0, "kl.schedule": "cyclical",
+      "model.latent_size": 64}, ("pruned", "pruned")),
+)
+
+
+def demo_trials(*, epochs: int = 4) -> list[SyntheticTrial]:
+    """Good, diverged (with and without a checkpoint), collapsed, prior-hole, pruned and one failed trial."""
+    trials: list[SyntheticTrial] = []
+    for overrides, statuses in DEMO_CONFIGS:
+        for seed, status in enumerate(statuses):
+            diverge_epoch = 1 if overrides["optim.lr"] >= 0.5 else 3
+            trials.append(make_trial(number=len(trials), overrides=overrides, seed=seed, status=status,
+                                     epochs=epochs, diverge_epoch=diverge_epoch))
+    trials.append(make_trial(number=len(trials), overrides=DEMO_CONFIGS[0][0], seed=2, status="failed",
+                             epochs=epochs))  # a third seed of the first configuration that crashed
+    return trials
+
+
+def failures_only_trials(*, epochs: int = 4) -> list[SyntheticTrial]:
+    """A study where nothing produced a checkpoint: pruned trials and trials diverged in epoch 1."""
+    trials = []
+    for seed in (0, 1):
+        trials.append(make_trial(number=len(trials), overrides={"optim.name": "sgd", "optim.lr": 0.5,
+                                 "optim.clip_norm": None}, seed=seed, status="diverged", epochs=epochs,
+                                 diverge_epoch=1))
+        trials.append(make_trial(number=len(trials), overrides={"optim.lr": 0.01}, seed=seed, status="pruned",
+                                 epochs=epochs))
+    return trials
+
+
+KL_BUNDLES: tuple[dict[str, Any], ...] = (
+    {"kl.schedule": "constant", "kl.beta_max": 0.0},
+    {"kl.schedule": "monotonic"},
+    {"kl.schedule": "cyclical"},
+    {"kl.schedule": "cyclical", "kl.free_bits": 0.1},
+)
+
+
+def scale_trials(n_trials: int, *, seeds: int = 2, epochs: int = 3) -> list[SyntheticTrial]:
+    """``n_trials`` trials of a kl_ablation-like grid (KL bundle x latent x lr x optimizer x clip), ``seeds`` each."""
+    grid = list(itertools.product(KL_BUNDLES, (8, 16, 32, 64), (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.5),
+                                  ("sgd", "adam", "adamw"), (None, 1.0, 5.0)))
+    random.Random(0).shuffle(grid)  # a prefix of the grid then covers every dimension
+    trials: list[SyntheticTrial] = []
+    for bundle, latent, lr, optimizer, clip in grid:
+        overrides = {**bundle, "model.latent_size": latent, "optim.lr": lr, "optim.name": optimizer,
+                     "optim.clip_norm": clip}
+        explosive = lr >= (0.1 if optimizer == "sgd" else 0.03) and clip is None
+        for seed in range(seeds):
+            if len(trials) >= n_trials:
+                return trials
+            rng = random.Random(f"{config_key(overrides)}-{seed}")
+            if explosive or rng.random() < 0.03:
+                status = "diverged"
+            elif bundle["kl.schedule"] == "constant":
+                status = "prior_hole"
+            elif bundle["kl.schedule"] == "monotonic" and latent <= 16:
+                status = "collapsed"
+            else:
+                status = "pruned" if rng.random() < 0.1 else "ok"
+            trials.append(make_trial(number=len(trials), overrides=overrides, seed=seed, status=status,
+                                     epochs=epochs, diverge_epoch=rng.randint(1, epochs)))
+    return trials
+
+
+SEARCHED = ("kl.schedule", "kl.beta_max", "kl.free_bits", "model.latent_size", "optim.lr", "optim.name",
+            "optim.clip_norm", "train.seed")
+
+
+def write_optuna_journal(*, path: str | Path, study: str, trials: list[SyntheticTrial],
+                         objective: str = "bleu4+gaussian") -> Path:
+    """An Optuna journal holding ``trials`` as finished trials over the searched keys (value = the objective)."""
+    import optuna
+
+    from optuna.distributions import CategoricalDistribution
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    directions = ["maximize", "maximize"] if objective == "pareto" else ["maximize"]
+    created = optuna.create_study(study_name=study, storage=storage, directions=directions)
+    choices = {key: sorted({t.params[key] for t in trials}, key=str) for key in SEARCHED}
+    distributions = {key: CategoricalDistribution(values) for key, values in choices.items()}
+    frozen = []
+    for trial in trials:
+        state = optuna.trial.TrialState[STATE_OF[trial.status]]
+        values = None
+        if state == optuna.trial.TrialState.COMPLETE:
+            bleu, gauss = trial.best["best/bleu4"], trial.best["best/gaussian"]
+            values = [bleu, gauss] if objective == "pareto" else [bleu + gauss]
+        frozen.append(optuna.trial.create_trial(state=state, values=values, distributions=distributions,
+                                                params={key: trial.params[key] for key in SEARCHED}))
+    created.add_trials(frozen)
+    return path

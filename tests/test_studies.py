@@ -1,0 +1,226 @@
+"""`python -m studies.run` end to end, as real processes: the smoke study in MLflow and Optuna, rerun, a worker
+killed mid-study, MLflow's REST API from a real server, and bad input (exit 2, nothing created)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from cvae.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD_TAGS = {"cvae.role", "cvae.study", "optuna.trial_number", "optuna.state", "cvae.status", "cvae.config_key",
+              "cvae.seed", "cvae.best_epoch", "mlflow.parentRunId"}
+
+
+def study_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "studies.run", *args, "--no-report"]
+
+
+def run_study(cwd: Path, *args: str, timeout: float = 150) -> subprocess.CompletedProcess:
+    return subprocess.run(study_command(*args), cwd=cwd, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def load_optuna(folder: Path, name: str) -> optuna.Study:
+    backend = optuna.storages.journal.JournalFileBackend(str(folder / "mlruns" / "optuna" / f"{name}.journal"))
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
+
+
+def child_runs(uri: str, name: str) -> tuple[object, list]:
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+    parents = [r for r in runs if r.data.tags.get("cvae.role") == "study"]
+    assert len(parents) == 1
+    return parents[0], [r for r in runs if r.data.tags.get("cvae.role") == "trial"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> SimpleNamespace:
+    folder = tmp_path_factory.mktemp("smoke")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    started = time.perf_counter()
+    proc = run_study(folder, "smoke.yaml", "--workers", "2", "--tracking-uri", uri)
+    return SimpleNamespace(folder=folder, uri=uri, proc=proc, seconds=time.perf_counter() - started)
+
+
+def test_smoke_study_runs_in_under_a_minute(smoke) -> None:
+    assert smoke.proc.returncode == 0, smoke.proc.stderr[-3000:]
+    assert smoke.seconds < 60
+    assert f"mlflow ui --backend-store-uri {smoke.uri}" in smoke.proc.stdout
+    assert "smoke: 4/4 complete" in smoke.proc.stdout
+    assert (smoke.folder / "mlruns" / "optuna" / "smoke.journal").is_file()
+
+
+def test_mlflow_holds_one_parent_and_four_children(smoke) -> None:
+    parent, children = child_runs(smoke.uri, "smoke")
+    client = MlflowClient(tracking_uri=smoke.uri)
+    assert parent.info.run_name == "smoke" and parent.info.status == "FINISHED"
+    assert parent.data.tags["cvae.objective"] == "bleu4+gaussian"
+    assert parent.data.tags["cvae.spec"].endswith("smoke.yaml")
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["smoke.yaml"]
+    assert len(children) == 4
+    assert {(r.data.tags["cvae.config_key"], r.data.tags["cvae.seed"]) for r in children} == {
+        (key, seed) for key in {r.data.tags["cvae.config_key"] for r in children} for seed in ("0", "1")}
+    assert len({r.data.tags["cvae.config_key"] for r in children}) == 2
+    for run in children:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        assert CHILD_TAGS <= set(tags) and tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.run_name == f"trial-{tags['optuna.trial_number']}" and run.info.status == "FINISHED"
+        assert tags["optuna.state"] == "COMPLETE"
+        assert tags["cvae.status"] in ("ok", "collapsed", "prior_hole")
+        assert params["train.seed"] == tags["cvae.seed"] and params["optim.clip_norm"] == "1.0"
+        assert params["kl.schedule"] == "constant" and params["model.hidden_size"] == "32" and len(params) > 30
+        history = client.get_metric_history(run.info.run_id, "val/bleu4")
+        assert sorted(m.step for m in history) == [1, 2]
+        for key in ("train/loss", "train/grad_norm_max", "train/grad_norm_encoder_max", "val/gaussian", "val/kl",
+                    "val/active_units", "val/mutual_info", "val/heldout_bleu4", "best/bleu4", "best/gaussian",
+                    "best/epoch", "run/grad_norm_max", "run/diverged", "run/wall_time_s", "run/epochs_done"):
+            assert key in metrics, key
+        assert metrics["run/epochs_done"] == 2 and metrics["run/diverged"] == 0
+        assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == [
+            "checkpoint", "config.yaml", "samples.json"]
+    local = Path(client.download_artifacts(children[0].info.run_id, "", str(smoke.folder / "download")))
+    model, config, payload = load_checkpoint(local / "checkpoint" / "model.pt")
+    assert config.model.hidden_size == 32 and payload["epoch"] == int(children[0].data.tags["cvae.best_epoch"])
+    samples = json.loads((local / "samples.json").read_text())
+    assert len(samples["test"]) == 10 and len(samples["gaussian"]) == 20
+
+
+def test_optuna_study_has_four_complete_trials(smoke) -> None:
+    trials = load_optuna(smoke.folder, "smoke").get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert {(t.params["kl"], t.params["train.seed"]) for t in trials} == {
+        (kl, seed) for kl in {t.params["kl"] for t in trials} for seed in (0, 1)}
+    for trial in trials:
+        assert trial.values[0] == pytest.approx(trial.user_attrs["bleu4"] + trial.user_attrs["gaussian"])
+        assert trial.user_attrs["status"] in ("ok", "collapsed", "prior_hole") and "mlflow_run_id" in trial.user_attrs
+        assert sorted(trial.intermediate_values) == [1, 2]
+
+
+def test_rerun_adds_no_trial(smoke) -> None:
+    proc = run_study(smoke.folder, "smoke.yaml", "--workers", "2", "--tracking-uri", smoke.uri)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "0 trial(s) to run" in proc.stdout
+    assert len(load_optuna(smoke.folder, "smoke").get_trials()) == 4
+    parent, children = child_runs(smoke.uri, "smoke")
+    assert len(children) == 4 and parent.info.status == "FINISHED"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_mlflow_server_serves_the_runs_over_rest(smoke) -> None:
+    port = free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen([str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", smoke.uri, "--workers", "1"],
+                              cwd=smoke.folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "mlflow server did not answer /health within 60 s"
+            time.sleep(0.5)
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=smoke",
+                                    timeout=10) as response:
+            experiment_id = json.load(response)["experiment"]["experiment_id"]
+        request = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
+                                         data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            runs = json.load(response)["runs"]
+        tags = [{t["key"]: t["value"] for t in run["data"]["tags"]} for run in runs]
+        assert sorted(t["cvae.role"] for t in tags) == ["study", "trial", "trial", "trial", "trial"]
+        parent_id = next(run["info"]["run_id"] for run, t in zip(runs, tags) if t["cvae.role"] == "study")
+        assert all(t["mlflow.parentRunId"] == parent_id for t in tags if t["cvae.role"] == "trial")
+        assert all(any(m["key"] == "best/bleu4" for m in run["data"]["metrics"])
+                   for run, t in zip(runs, tags) if t["cvae.role"] == "trial")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_killed_worker_then_rerun_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    args = ("smoke.yaml", "--workers", "2", "--set", "train.epochs=25")
+    proc = subprocess.Popen(study_command(*args), cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids: dict[str, int] = {}
+    victim = None
+    try:
+        for line in proc.stdout:
+            if match := re.match(r"trial (\d+) started .* \(pid (\d+)\)", line):
+                pids[match[1]] = int(match[2])
+            if (match := re.match(r"trial (\d+) epoch 2/", line)) and match[1] in pids:
+                victim = match[1]
+                os.kill(pids[victim], signal.SIGKILL)
+                break
+        output, errors = proc.communicate(timeout=150)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert victim is not None, "no trial reached its second epoch"
+    assert proc.returncode == 1, errors[-3000:]
+    assert f"ended with signal 9 during trial {victim}" in output
+    assert load_optuna(tmp_path, "smoke").get_trials()[int(victim)].state == optuna.trial.TrialState.RUNNING
+
+    again = run_study(tmp_path, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming: 1 trial(s)" in again.stdout and "1 trial(s) to run" in again.stdout
+    trials = load_optuna(tmp_path, "smoke").get_trials()
+    complete = [(t.params["kl"], t.params["train.seed"]) for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == len(set(complete)) == 4
+    assert [t.number for t in trials if t.state.name == "FAIL"] == [int(victim)]
+    assert [t.number for t in trials if t.state.name not in ("COMPLETE", "FAIL")] == []
+    _, children = child_runs(f"sqlite:///{tmp_path}/mlflow.db", "smoke")
+    by_state = sorted((r.data.tags["optuna.state"], r.info.status) for r in children)
+    assert by_state == [("COMPLETE", "FINISHED")] * 4 + [("FAIL", "FAILED")]
+    finished = [(r.data.tags["cvae.config_key"], r.data.tags["cvae.seed"]) for r in children
+                if r.info.status == "FINISHED"]
+    assert len(set(finished)) == 4
+
+
+@pytest.mark.parametrize("spec_text, extra, expected", [
+    (None, ("--set", "optim.lrr=0.1"), "(--set): key optim.lrr: unknown key (did you mean 'optim.lr'?)"),
+    ("extends: smoke.yaml\nsearch: {optim.lrate: {choices: [0.1]}}\n", (), "key search.optim.lrate: unknown"),
+    (None, ("--set", "data.train=missing.txt"), "key data.train: file not found"),
+])
+def test_bad_input_exits_2_with_one_line_and_creates_nothing(tmp_path: Path, spec_text, extra, expected) -> None:
+    spec = "smoke.yaml"
+    if spec_text is not None:
+        (tmp_path / "bad.yaml").write_text(spec_text)
+        spec = "bad.yaml"
+    before = sorted(tmp_path.iterdir())
+    proc = run_study(tmp_path, spec, *extra, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and ".yaml" in lines[0], proc.stderr
+    assert sorted(tmp_path.iterdir()) == before  # no mlflow.db, no mlruns/, no journal

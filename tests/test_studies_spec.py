@@ -1,0 +1,193 @@
+"""Study specs: loading, `extends`, `--set`, the search space, and one-line errors naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cvae.config import ConfigError, ExperimentConfig
+from studies.spec import SECTIONS, SEED_KEY, Space, SpecFile, StudySettings, config_key, load_spec, objective_values
+from studies.tracking import redact
+
+BASE = "extends: baseline.yaml\nmodel: {hidden_size: 32, embed_size: 16, latent_size: 8, cond_size: 4}\n"
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def error_of(path: Path, overrides: tuple[str, ...] = ()) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_spec(path, overrides=list(overrides))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("modle: {hidden_size: 3}", ["key modle", "did you mean 'model'"]),
+    ("model: {hiden_size: 3}", ["key model.hiden_size", "did you mean 'model.hidden_size'"]),
+    ("optim: {lr: -1}", ["key optim.lr", "greater than 0"]),
+    ("search: {optim.lrr: {choices: [0.1]}}", ["key search.optim.lrr", "did you mean 'search.optim.lr'"]),
+    ("search: {optim.lr: {choices: []}}", ["key search.optim.lr", "empty choices"]),
+    ("search: {optim.lr: {low: 1.0, high: 0.1}}", ["key search.optim.lr", "low (1) must be <= high (0.1)"]),
+    ("search: {optim.lr: {low: 0.0, high: 0.1, log: true}}", ["key search.optim.lr", "log needs low > 0"]),
+    ("search: {optim.lr: {low: 0.1, high: 1, stepp: 0.1}}", ["key search.optim.lr.stepp", "did you mean"]),
+    ("search: {optim.lr: {choices: [0.1, -1]}}", ["key search.optim.lr.choices[1]", "greater than 0"]),
+    ("search: {optim.name: {choices: [sgd, adamm]}}", ["key search.optim.name.choices[1]", "adamm"]),
+    ("search: {optim.name: {low: 0, high: 1}}", ["key search.optim.name", "use choices"]),
+    ("search: {model.latent_size: {low: 2.5, high: 8}}", ["key search.model.latent_size.low", "integer"]),
+    ("search: {model.latent_size: {choices: [8, 8]}}", ["key search.model.latent_size.choices[1]", "repeats"]),
+    ("search: {kl: {choices: [{schedul: constant}]}}", ["key search.kl.choices[0]", "did you mean 'kl.schedule'"]),
+    ("search: {kl: {choices: [constant]}}", ["key search.kl.choices[0]", "is a section"]),
+    ("search: {kl: {low: 0, high: 1}}", ["key search.kl", "is a section"]),
+    ("search: {kl: {choices: [{free_bits: 0.1}]}, kl.free_bits: {choices: [0.0]}}",
+     ["key search.kl.free_bits", "sets kl.free_bits, as search.kl does"]),
+    ("search: {train.seed: {choices: [1, 2]}}", ["key search.train.seed", "study.seeds"]),
+    ("search: {optim.lr: {low: 0.001, high: 0.1, log: true}}", ["key search.optim.lr", "grid sampler needs"]),
+    ("search: {optim.lr: {choices: [0.1]}}\nstudy: {sampler: tpe}", ["key study.trials", "required"]),
+    ("search: {optim.lr: {choices: [0.1, 0.2]}}\nstudy: {trials: 3}", ["key study.trials", "exceeds"]),
+    ("study: {sampler: gird}", ["key study.sampler", "'grid'"]),
+    ("study: {seeds: []}", ["key study.seeds", "at least 1"]),
+    ("study: {seeds: [1, 1]}", ["key study.seeds", "distinct"]),
+    ("study: {workers: 0}", ["key study.workers"]),
+    ("study: {objective: pareto, pruner: median}", ["key study", "single objective"]),
+    ("study: {name: 'has space'}", ["key study.name"]),
+    ("extends: nowhere.yaml", ["key extends", "nowhere.yaml: file not found"]),
+])
+def test_bad_spec_is_one_line_naming_file_and_key(tmp_path: Path, text: str, expected: list[str]) -> None:
+    spec = write(tmp_path, "bad.yaml", BASE + text + "\n")
+    message = error_of(spec)
+    assert message.startswith(str(spec)), message
+    for part in expected:
+        assert part in message, message
+
+
+def test_error_points_at_the_file_that_sets_the_key(tmp_path: Path) -> None:
+    base = write(tmp_path, "base.yaml", BASE + "optim: {lr: -1}\n")
+    spec = write(tmp_path, "child.yaml", "extends: base.yaml\ntrain: {epochs: 2}\n")
+    assert error_of(spec).startswith(f"{base}: key optim.lr")
+
+
+def test_study_name_is_not_inherited(tmp_path: Path) -> None:
+    spec = write(tmp_path, "mine.yaml", "extends: smoke.yaml\nstudy: {seeds: [3]}\n")
+    loaded = load_spec(spec)
+    assert loaded.name == "mine" and loaded.settings.seeds == [3] and loaded.settings.sampler == "grid"
+    assert load_spec(spec, overrides=["study.name=other"]).name == "other"
+
+
+def test_extends_cycle_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "extends: b.yaml\n")
+    write(tmp_path, "b.yaml", "extends: a.yaml\n")
+    message = error_of(tmp_path / "a.yaml")
+    assert "key extends: cycle a.yaml -> b.yaml -> a.yaml" in message
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (("optim.lrr=0.1",), "(--set): key optim.lrr: unknown key (did you mean 'optim.lr'?)"),
+    (("kl.schedule=constant",), "(--set): key kl.schedule: is searched (search.kl)"),
+    (("study.trials=0",), "(--set): key study.trials"),
+    (("nonsense",), "expected KEY=VALUE"),
+])
+def test_bad_override(overrides: tuple[str, ...], expected: str) -> None:
+    assert expected in error_of(Path("smoke.yaml"), overrides)
+
+
+def test_smoke_spec_grid_and_configs() -> None:
+    spec = load_spec("smoke.yaml")
+    assert spec.name == "smoke" and spec.n_configs == 2 and spec.settings.seeds == [0, 1]
+    configs = spec.grid_configs()
+    assert [set(c) for c in configs] == [{"kl"}, {"kl"}]
+    first = spec.config_for({**configs[0], SEED_KEY: 0})
+    assert (first.kl.schedule, first.kl.beta_max, first.data.max_verbs) == ("constant", 0.0, 40)
+    second_seed = spec.config_for({**configs[0], SEED_KEY: 1})
+    other = spec.config_for({**configs[1], SEED_KEY: 0})
+    assert other.kl.free_bits == 0.1 and other.kl.beta_max == 1.0
+    assert config_key(first) == config_key(second_seed) != config_key(other)
+    assert len(config_key(first)) == 12
+
+
+def test_overrides_reach_study_and_search(tmp_path: Path) -> None:
+    spec = load_spec("smoke.yaml", overrides=["train.epochs=3", "study.seeds=[4,5,6]",
+                                              "search.optim.clip_norm={choices: [null, 2.0]}"])
+    assert spec.base.train.epochs == 3 and spec.settings.seeds == [4, 5, 6]
+    assert spec.n_configs == 4
+    clip = [c["optim.clip_norm"] for c in spec.grid_configs()]
+    assert clip == [None, 2.0, None, 2.0]
+    assert spec.config_for({**spec.grid_configs()[0], SEED_KEY: 4}).optim.clip_norm is None
+
+
+def test_ranges_expand_for_grid_and_values_take_the_field_type(tmp_path: Path) -> None:
+    spec = write(tmp_path, "ranges.yaml", BASE + (
+        "search:\n  model.latent_size: {low: 4, high: 10, step: 3}\n"
+        "  optim.lr: {low: 0.01, high: 0.03, step: 0.01}\n  optim.momentum: {choices: ['0', 0.5]}\n"))
+    loaded = load_spec(spec)
+    dims = {d.key: d for d in loaded.space}
+    assert dims["model.latent_size"].kind == "int" and dims["model.latent_size"].grid_values() == (4, 7, 10)
+    assert dims["optim.lr"].grid_values() == (0.01, 0.02, 0.03)
+    assert dims["optim.momentum"].choices == (0.0, 0.5)  # read as the field's type
+    assert loaded.grid_size == 18
+
+
+def test_partial_grid_is_a_stable_seeded_subset(tmp_path: Path) -> None:
+    spec = write(tmp_path, "grid.yaml", BASE + "search: {model.latent_size: {low: 1, high: 12}}\nstudy: {trials: 4}\n")
+    four = load_spec(spec).grid_configs()
+    six = load_spec(spec, overrides=["study.trials=6"]).grid_configs()
+    assert len(four) == 4 and len(six) == 6
+    assert all(c in six for c in four)
+
+
+def test_no_search_is_one_configuration(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, "one.yaml", BASE + "study: {seeds: [0, 1]}\n"))
+    assert spec.space == () and spec.n_configs == 1
+
+
+def test_kl_ablation_spec_has_the_required_ranges() -> None:
+    spec = load_spec("kl_ablation.yaml")
+    dims = {d.key: d for d in spec.space}
+    schedules = {s["kl.schedule"] for s in dims["kl"].sets}
+    assert schedules == {"constant", "monotonic", "cyclical"}
+    assert any(s["kl.beta_max"] == 0.0 for s in dims["kl"].sets)
+    assert any(s.get("kl.free_bits", 0) > 0 for s in dims["kl"].sets)
+    optimizers = {(s["optim.name"], s["optim.lr"]) for s in dims["optim"].sets}
+    assert {name for name, _ in optimizers} == {"sgd", "adam"} and None in dims["optim.clip_norm"].choices
+    assert max(lr for name, lr in optimizers if name == "sgd") >= 1.0  # explodes there without clipping
+    assert set(dims["model.latent_size"].choices) == {8, 32}
+    assert len(spec.settings.seeds) >= 2 and spec.n_configs * len(spec.settings.seeds) == 160
+
+
+def test_spec_schema_covers_every_experiment_section_and_documents_every_field() -> None:
+    assert set(SECTIONS) <= set(SpecFile.model_fields)
+    assert set(SECTIONS) == set(ExperimentConfig.model_fields)
+    for model in (SpecFile, Space, StudySettings):
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no docstring"
+
+
+def test_objective_values() -> None:
+    metrics = {"val/bleu4": 0.6, "val/gaussian": 0.2}
+    assert objective_values(metrics, objective="bleu4") == [0.6]
+    assert objective_values(metrics, objective="min_of_both") == [0.2]
+    assert objective_values(metrics, objective="pareto") == [0.6, 0.2]
+    assert objective_values(metrics, objective="bleu4+gaussian") == [pytest.approx(0.8)]
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgresql+psycopg://alice:s3cret@db:5432/optuna", "postgresql+psycopg://alice:***@db:5432/optuna"),
+    ("postgresql://bob:p%40ss@host/db?sslmode=require", "postgresql://bob:***@host/db?sslmode=require"),
+    ("postgresql://host/db?user=bob&password=hunter2", "postgresql://host/db?user=bob&password=***"),
+    ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
+    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ("mlruns/optuna/x.journal", "mlruns/optuna/x.journal"),
+])
+def test_redact(url: str, expected: str) -> None:
+    assert redact(url) == expected
+
+
+def test_smoke_and_ablation_specs_are_valid_yaml_mappings() -> None:
+    for name in ("smoke.yaml", "kl_ablation.yaml"):
+        assert isinstance(yaml.safe_load((Path(__file__).parent.parent / "experiments" / name).read_text()), dict)
