@@ -64,6 +64,8 @@ class TrainResult:
     wall_time_s: float
     diverged_step: int | None = None
     divergence_cause: str | None = None
+    grad_norm_max: float | None = None  # largest finite pre-clip global grad norm of the run, every step counted
+    epochs_done: int = 0  # epochs trained to the end (a diverged epoch does not count)
 
 
 @dataclass
@@ -145,6 +147,7 @@ class Trainer:
         whole = make_batch(data.words)
         self.chars, self.lengths, self.targets = whole.chars, whole.lengths, whole.targets
         self.step = 0
+        self.grad_norm_max: float | None = None
         gen = torch.Generator().manual_seed(config.train.eval_seed)
         self.mi_index = torch.randperm(len(data.words), generator=gen)[:MI_BATCH]
 
@@ -207,6 +210,7 @@ class Trainer:
                 torch.nn.utils.clip_grads_with_norm_(self.params, cfg.optim.clip_norm, total)
             self.optimizer.step()
             norms["global"].append(float(total))
+            self.grad_norm_max = max(norms["global"][-1], self.grad_norm_max or 0.0)
             for name, value in module_norms.items():
                 norms[name].append(float(value))
             totals["loss"] += float(loss.detach())
@@ -281,6 +285,7 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
     history: list[EpochRecord] = []
     best = {"score": -math.inf, "epoch": None, "metrics": {}, "state": None, "samples": {}}
     status, diverged_step, cause = "ok", None, None
+    epochs_done = 0
     started = time.perf_counter()
     for epoch in range(cfg.epochs):
         try:
@@ -288,6 +293,7 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
         except _Diverged as exc:
             status, diverged_step, cause = "diverged", exc.step, str(exc)
             break
+        epochs_done = epoch + 1
         if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
             continue
         val_figures, dims, samples = trainer.evaluate()
@@ -304,7 +310,7 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
     return TrainResult(status=status, config=config, best_epoch=best["epoch"], metrics=best["metrics"],
                        history=history, state_dict=best["state"], samples=best["samples"], steps=trainer.step,
                        wall_time_s=time.perf_counter() - started, diverged_step=diverged_step,
-                       divergence_cause=cause)
+                       divergence_cause=cause, grad_norm_max=trainer.grad_norm_max, epochs_done=epochs_done)
 
 
 if __name__ == "__main__":

@@ -129,11 +129,10 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
     if error:
         tags["cvae.error"] = error[:5000]
     if result is not None:
-        history = result.history
-        metrics.update({"run/diverged": float(result.status == "diverged"), "run/epochs_done": float(
-            history[-1].epoch if history else 0)})
-        if history:
-            metrics["run/grad_norm_max"] = max(r.metrics["train/grad_norm_max"] for r in history)
+        metrics.update({"run/diverged": float(result.status == "diverged"),
+                        "run/epochs_done": float(result.epochs_done)})
+        if result.grad_norm_max is not None:
+            metrics["run/grad_norm_max"] = result.grad_norm_max
         if result.best_epoch is not None:
             tags["cvae.best_epoch"] = str(result.best_epoch)
             metrics["best/epoch"] = float(result.best_epoch)

@@ -41,6 +41,8 @@ def test_sgd_at_huge_lr_diverges_with_step_and_cause():
     assert result.status == "diverged"
     assert result.diverged_step is not None and result.diverged_step >= 1
     assert "non-finite" in result.divergence_cause
+    assert result.grad_norm_max is not None and result.grad_norm_max > 0  # finite steps before divergence count
+    assert result.epochs_done == len(result.history)
     for record in result.history:  # no NaN is reported as a figure
         assert all(torch.isfinite(torch.tensor(v)) for v in record.metrics.values())
 
