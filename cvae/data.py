@@ -5,6 +5,7 @@ Readers raise DataError with one line naming the file, the line number and what 
 
 from __future__ import annotations
 
+import random
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,3 +154,14 @@ def make_batch(words: list[str]) -> Batch:
         targets[i, : len(word)] = codes
         targets[i, len(word)] = EOS
     return Batch(chars=chars, lengths=lengths, targets=targets)
+
+
+def validation_pairs(rows: list[tuple[str, ...]], *, n: int, seed: int) -> list[Pair]:
+    """``n`` conversions of train verbs (rows and tense directions drawn with ``seed``), like the lab's test set."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n if rows else 0):
+        row = rows[rng.randrange(len(rows))]
+        src, tgt = rng.sample(range(len(TENSES)), 2)
+        pairs.append(Pair(row[src], row[tgt], src, tgt))
+    return pairs

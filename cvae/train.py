@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from cvae.config import ExperimentConfig
-from cvae.data import PAD, TENSES, Pair, make_batch, read_pairs, read_train, training_examples
+from cvae.data import (PAD, TENSES, Pair, make_batch, read_pairs, read_train, training_examples,
+                       validation_pairs)
 from cvae.metrics import (active_units, gaussian_generations, gaussian_score, kl_per_dim, mean_bleu4,
                           mutual_information)
 from cvae.model import CVAE
@@ -77,6 +78,7 @@ class Data:
     tenses: torch.Tensor  # (N,)
     test: list[Pair]
     heldout: list[Pair] | None
+    val: list[Pair]
 
     @classmethod
     def load(cls, config: ExperimentConfig) -> "Data":
@@ -87,7 +89,8 @@ class Data:
         words, tenses = training_examples(rows)
         heldout_path = cfg.resolve("heldout")
         return cls(rows=rows, words=words, tenses=torch.tensor(tenses), test=read_pairs(cfg.resolve("test")),
-                   heldout=read_pairs(heldout_path) if heldout_path is not None else None)
+                   heldout=read_pairs(heldout_path) if heldout_path is not None else None,
+                   val=validation_pairs(rows, n=cfg.val_pairs, seed=config.train.eval_seed))
 
 
 class _Diverged(Exception):
@@ -232,6 +235,18 @@ class Trainer:
         record["train/epoch_time_s"] = elapsed
         return record
 
+    def selection_figures(self, reported: dict[str, float]) -> dict[str, float]:
+        """Figures the checkpoint is chosen on, kept apart from the reported ones: BLEU-4 on the validation
+        pairs, Gaussian score on another noise draw. Without validation pairs the reported figures are used."""
+        cfg = self.config
+        if not self.data.val:
+            return {"select/bleu4": reported["val/bleu4"], "select/gaussian": reported["val/gaussian"]}
+        predictions = convert(self.model, self.data.val)
+        generations = gaussian_generations(self.model.generate, n=cfg.train.gaussian_samples,
+                                           latent_size=cfg.model.latent_size, seed=cfg.train.eval_seed + 1)
+        return {"select/bleu4": mean_bleu4(predictions, [p.target for p in self.data.val]),
+                "select/gaussian": gaussian_score(generations, self.data.rows)}
+
     @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], list[float], dict[str, Any]]:
         """Test/heldout BLEU-4, Gaussian score and latent diagnostics of the current weights."""
@@ -252,6 +267,7 @@ class Trainer:
         if self.data.heldout:
             heldout = convert(self.model, self.data.heldout)
             metrics["val/heldout_bleu4"] = mean_bleu4(heldout, [p.target for p in self.data.heldout])
+        metrics.update(self.selection_figures(metrics))
         samples = {
             "test": [{"source": p.source, "target": p.target, "prediction": pred, "from": p.src, "to": p.tgt}
                      for p, pred in zip(self.data.test, predictions)],
@@ -261,14 +277,12 @@ class Trainer:
 
 
 def selection_score(select: str, metrics: dict[str, float], epoch: int) -> float:
-    """The checkpoint criterion's value (higher is better)."""
+    """The checkpoint criterion's value (higher is better), from the `select/*` figures."""
     if select == "last":
         return float(epoch)
-    if select == "bleu4+gaussian":
-        return metrics["val/bleu4"] + metrics["val/gaussian"]
-    if select == "min_of_both":
-        return min(metrics["val/bleu4"], metrics["val/gaussian"])
-    return metrics[f"val/{select}"]
+    bleu, gaussian = metrics["select/bleu4"], metrics["select/gaussian"]
+    return {"bleu4": bleu, "gaussian": gaussian, "bleu4+gaussian": bleu + gaussian,
+            "min_of_both": min(bleu, gaussian)}[select]
 
 
 def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: Data | None = None,

@@ -72,3 +72,13 @@ def test_encoding_roundtrip_and_batch():
 def test_training_examples_cover_every_tense():
     words, tenses = training_examples([("go", "goes", "going", "went")])
     assert words == ["go", "goes", "going", "went"] and tenses == [0, 1, 2, 3]
+
+
+def test_validation_pairs_are_seeded_conversions_of_train_verbs():
+    from cvae.data import validation_pairs
+    rows = [("go", "goes", "going", "went"), ("run", "runs", "running", "ran")]
+    pairs = validation_pairs(rows, n=20, seed=5)
+    assert pairs == validation_pairs(rows, n=20, seed=5)
+    for p in pairs:
+        assert p.src != p.tgt and any(p.source == r[p.src] and p.target == r[p.tgt] for r in rows)
+    assert validation_pairs([], n=5, seed=0) == []

@@ -102,3 +102,13 @@ def test_cross_tense_targets_are_the_same_verb_in_another_tense():
     assert torch.equal(targets // 4, idx // 4)  # same row, i.e. same verb
     assert (targets != idx).any()  # and often another tense
     assert fit(cfg).status == "ok"
+
+
+def test_checkpoint_is_chosen_on_validation_figures_not_the_reported_ones():
+    from cvae.train import selection_score
+    result = fit(tiny_config(data={"val_pairs": 20}, train={"epochs": 4}))
+    scores = [selection_score("bleu4+gaussian", r.metrics, r.epoch) for r in result.history]
+    assert result.best_epoch == 1 + scores.index(max(scores))
+    assert all("select/bleu4" in r.metrics and "val/bleu4" in r.metrics for r in result.history)
+    no_val = fit(tiny_config(data={"val_pairs": 0}, train={"epochs": 1}))
+    assert no_val.metrics["select/bleu4"] == no_val.metrics["val/bleu4"]
