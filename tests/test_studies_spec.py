@@ -169,7 +169,7 @@ def test_spec_schema_covers_every_experiment_section_and_documents_every_field()
 
 
 def test_objective_values() -> None:
-    metrics = {"val/bleu4": 0.6, "val/gaussian": 0.2}
+    metrics = {"select/bleu4": 0.6, "select/gaussian": 0.2, "val/bleu4": 0.0, "val/gaussian": 0.0}
     assert objective_values(metrics, objective="bleu4") == [0.6]
     assert objective_values(metrics, objective="min_of_both") == [0.2]
     assert objective_values(metrics, objective="pareto") == [0.6, 0.2]

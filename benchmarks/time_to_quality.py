@@ -1,0 +1,72 @@
+"""Time to quality: wall time until BLEU-4 >= 0.70 and Gaussian >= 0.30 are first reached together.
+
+`python -m benchmarks.time_to_quality [--spec baseline.yaml] [--seeds 0 1 2] [--set k=v ...]`
+
+Trains the spec on one thread, evaluating every epoch (evaluation time counted), once per seed, and stops a
+run at the first epoch whose test BLEU-4 and Gaussian score both pass the lab's full-credit line. Next to it,
+the seed-style reference loop (benchmarks.throughput) is timed in the same process, and its time for the same
+number of epochs is estimated from its words/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from cvae.config import load_config
+from cvae.train import Data, EpochRecord, fit
+
+from benchmarks.throughput import reference_words_per_s
+
+BLEU_LINE, GAUSSIAN_LINE = 0.70, 0.30
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.time_to_quality", description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default="baseline.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--reference-words", type=int, default=300)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    base = load_config(args.spec, overrides=args.overrides + ["train.eval_every=1", "train.num_threads=1"])
+    data = Data.load(base)
+    reference = reference_words_per_s(base, data, n_words=args.reference_words, seed=0)
+    print(f"seed-style reference: {reference:.1f} words/s on {len(data.words)} words "
+          f"({len(data.words) / reference:.0f} s an epoch)", flush=True)
+    reached: list[float] = []
+    for seed in args.seeds:
+        config = base.model_copy(update={"train": base.train.model_copy(update={"seed": seed})})
+        started = time.perf_counter()
+        hit: dict[str, float] = {}
+
+        def stop_when_good(record: EpochRecord) -> bool:
+            good = record.metrics["val/bleu4"] >= BLEU_LINE and record.metrics["val/gaussian"] >= GAUSSIAN_LINE
+            if good:
+                hit.update(epoch=record.epoch, seconds=time.perf_counter() - started,
+                           bleu4=record.metrics["val/bleu4"], gaussian=record.metrics["val/gaussian"])
+            return good
+
+        fit(config, callbacks=[stop_when_good], data=data)
+        if hit:
+            estimate = hit["epoch"] * len(data.words) / reference
+            reached.append(hit["seconds"])
+            print(f"seed {seed}: reached BLEU-4 {hit['bleu4']:.3f} / Gaussian {hit['gaussian']:.2f} at epoch "
+                  f"{hit['epoch']:.0f} after {hit['seconds']:.1f} s; the seed-style loop would need ~{estimate:.0f} s"
+                  f" for {hit['epoch']:.0f} epochs ({estimate / hit['seconds']:.0f}x)", flush=True)
+        else:
+            print(f"seed {seed}: not reached in {config.train.epochs} epochs "
+                  f"({time.perf_counter() - started:.1f} s)", flush=True)
+    if reached:
+        print(f"time to quality: median {statistics.median(reached):.1f} s over {len(reached)} of "
+              f"{len(args.seeds)} seeds that reached it")
+    else:
+        print("time to quality: not reached by any seed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
