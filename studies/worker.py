@@ -113,6 +113,7 @@ def _interrupt_once(signum: int, frame: object) -> None:
 def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dict[str, Data], send: Send) -> Outcome:
     """Train one claimed trial and record it; never raises for a failed or diverged run."""
     started = time.perf_counter()
+    timer = _Stopwatch()
     params = dict(trial.params)
     objective = job.spec.settings.objective
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -126,10 +127,12 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
         key = config_key(config)
         trial.set_user_attr("config_key", key)
         trial.set_user_attr("seed", config.train.seed)
-        run_id = tracking.start_trial(client, study_run=job.study_run, number=trial.number, config=config, key=key)
+        with timer:
+            run_id = tracking.start_trial(client, study_run=job.study_run, number=trial.number, config=config,
+                                          key=key)
         trial.set_user_attr("mlflow_run_id", run_id)
         hook = _EpochHook(trial=trial, objective=objective, send=send,
-                          log=lambda record: tracking.log_epoch(client, run_id=run_id, record=record))
+                          log=timer.wrap(lambda record: tracking.log_epoch(client, run_id=run_id, record=record)))
         data_key = config.data.model_dump_json()
         if data_key not in cache:
             cache[data_key] = Data.load(config)
@@ -141,12 +144,13 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
     outcome = settle(result=result, error=error, objective=objective, interrupted=interrupted)
     if run_id is not None:
         try:
-            tracking.finish_trial(client, run_id=run_id, result=result, config=config, state=outcome.state.name,
-                                  status=outcome.status, run_status=outcome.run_status, error=outcome.error,
-                                  wall_time_s=time.perf_counter() - started)
+            with timer:
+                tracking.finish_trial(client, run_id=run_id, result=result, config=config, state=outcome.state.name,
+                                      status=outcome.status, run_status=outcome.run_status, error=outcome.error,
+                                      wall_time_s=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - unrecorded in MLflow: failed, tried again on the next run
             outcome = settle(result=None, error=f"recording in MLflow failed: {exc}"[:500], objective=objective)
-    attrs = _trial_attrs(result, outcome)
+    attrs = {**_trial_attrs(result, outcome), "tracking_s": timer.seconds, "wall_s": time.perf_counter() - started}
     for name, value in attrs.items():
         trial.set_user_attr(name, value)
     trial.study.tell(trial, outcome.values, state=outcome.state)
@@ -169,6 +173,26 @@ def _trial_attrs(result: TrainResult | None, outcome: Outcome) -> dict[str, Any]
         if result.status == "diverged":
             attrs.update(diverged_step=result.diverged_step, divergence_cause=result.divergence_cause)
     return attrs
+
+
+class _Stopwatch:
+    """Adds up the seconds spent inside its ``with`` blocks and wrapped calls (here: MLflow calls)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> "_Stopwatch":
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self._start
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return fn(*args, **kwargs)
+        return timed
 
 
 @dataclass
