@@ -60,6 +60,16 @@ def gaussian_score(generations: Iterable[tuple[str, ...]], train_rows: Iterable[
     return sum(1 for g in generations if tuple(g) in rows) / len(generations)
 
 
+def gaussian_unique(generations: Iterable[tuple[str, ...]], train_rows: Iterable[Sequence[str]]) -> float:
+    """Distinct train rows among the hits, per draw: a decoder that emits one valid row for every z scores a
+    Gaussian score of 1 but a `gaussian_unique` of 1/n; a varied, valid sampler scores close to its Gaussian score."""
+    rows = {tuple(r) for r in train_rows}
+    generations = [tuple(g) for g in generations]
+    if not generations:
+        raise ValueError("no generations to score")
+    return len({g for g in generations if g in rows}) / len(generations)
+
+
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z_j|x) || N(0,1)) per dimension, averaged over the rows of mu, logvar (N, L) -> (L,)."""
     return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).mean(dim=0)

@@ -21,8 +21,8 @@ from torch import nn
 from cvae.config import ExperimentConfig
 from cvae.data import (PAD, TENSES, Pair, make_batch, read_pairs, read_train, training_examples,
                        validation_pairs)
-from cvae.metrics import (active_units, gaussian_generations, gaussian_score, kl_per_dim, mean_bleu4,
-                          mutual_information)
+from cvae.metrics import (active_units, gaussian_generations, gaussian_score, gaussian_unique, kl_per_dim,
+                          mean_bleu4, mutual_information)
 from cvae.model import CVAE
 from cvae.schedules import kl_weight, teacher_forcing_ratio
 
@@ -260,6 +260,7 @@ class Trainer:
         metrics = {
             "val/bleu4": mean_bleu4(predictions, [p.target for p in self.data.test]),
             "val/gaussian": gaussian_score(generations, self.data.rows),
+            "val/gaussian_unique": gaussian_unique(generations, self.data.rows),
             "val/kl": float(dims.sum()),
             "val/active_units": float(active_units(mu)),
             "val/mutual_info": mutual_information(mu[self.mi_index], logvar[self.mi_index], seed=cfg.train.eval_seed),

@@ -142,7 +142,8 @@ def optuna_importances(*, study: str, storage: str | None,
         names = loaded.metric_names or (["BLEU-4", "Gaussian"] if len(loaded.directions) == 2
                                         else [objective_label(runs.objective)])
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        return {name: optuna.importance.get_param_importances(loaded, evaluator=evaluator,
+        searched = sorted({p for t in complete for p in t.params if p != "train.seed"})  # the seed is no setting
+        return {name: optuna.importance.get_param_importances(loaded, evaluator=evaluator, params=searched,
                                                               target=lambda t, i=i: t.values[i])
                 for i, name in enumerate(names)}, None
     except Exception as exc:  # noqa: BLE001 - importance is optional: any failure becomes a note in the report

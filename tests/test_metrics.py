@@ -83,3 +83,11 @@ def test_latent_status():
     assert latent_status({"val/kl": 30.0, "val/active_units": 20, "val/gaussian": 0.0, "val/bleu4": 0.9}) == \
         "prior_hole"
     assert latent_status({"val/kl": 12.0, "val/active_units": 20, "val/gaussian": 0.4, "val/bleu4": 0.9}) == "ok"
+
+
+def test_gaussian_unique_exposes_a_decoder_stuck_on_one_row():
+    from cvae.metrics import gaussian_unique
+    stuck = gaussian_generations(fake_generator(lambda i, t: ROWS[0][t]), n=50, latent_size=2, seed=0)
+    varied = gaussian_generations(fake_generator(lambda i, t: ROWS[i % 2][t]), n=50, latent_size=2, seed=0)
+    assert gaussian_score(stuck, ROWS) == 1.0 and gaussian_unique(stuck, ROWS) == pytest.approx(1 / 50)
+    assert gaussian_unique(varied, ROWS) == pytest.approx(2 / 50)
