@@ -97,7 +97,7 @@ def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
     rows = []
     for members in groups.values():
         figures = {name: [t.user_attrs[name] for t in members] for name in ("bleu4", "gaussian")}
-        score = statistics.mean(sum(objective_values({"val/bleu4": b, "val/gaussian": g},
+        score = statistics.mean(sum(objective_values({"select/bleu4": b, "select/gaussian": g},
                                                      objective=spec.settings.objective))
                                 for b, g in zip(figures["bleu4"], figures["gaussian"]))
         rows.append((score, members, figures))

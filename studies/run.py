@@ -7,6 +7,8 @@ worker processes, log everything to MLflow, and print the best configurations.
 SPEC is found as given or under experiments/. Everything is validated before any storage is touched: bad
 input is one line on stderr naming the file and key, exit status 2, and nothing created. Rerunning the same
 command resumes the study. Exit status: 0 done, 1 a worker died (rerun to resume), 2 bad input, 130 interrupted.
+With an RDB --storage (PostgreSQL), any number of machines run the same command on one study at once
+(README: Scaling out); --create-only creates it, and its queue, without training.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import shlex
 import signal
 import sys
 from contextlib import nullcontext
 from dataclasses import replace
 from multiprocessing.connection import Connection, wait
 
+import optuna
+from optuna.trial import TrialState
 from rich.console import Console
 from rich.live import Live
 
@@ -30,8 +35,8 @@ from cvae.config import ConfigError
 from studies import tracking, worker
 from studies.display import Board, summary, ui_command
 from studies.spec import Spec, check_data, load_spec
-from studies.study import (FileLock, check_storage, default_journal, lock_path, open_storage, open_study, pending,
-                           prepare, storage_label)
+from studies.study import (FileLock, check_storage, default_journal, is_rdb, lock_path, open_storage, open_study,
+                           pending, prepare, storage_label, study_lock)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,6 +52,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tracking-uri", default=tracking.DEFAULT_TRACKING_URI,
                         help=f"MLflow tracking URI (default: {tracking.DEFAULT_TRACKING_URI})")
     parser.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    parser.add_argument("--create-only", action="store_true",
+                        help="create the study (or check it), enqueue its trials and its MLflow parent run; train "
+                             "nothing (scaling out: then the same command without it on every machine)")
     return parser.parse_args(argv)
 
 
@@ -62,52 +70,73 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
     storage = args.storage or str(default_journal(spec.name))
     check_storage(storage)
     tracking.check_tracking_uri(args.tracking_uri)
+    tracking.probe_tracking_store(args.tracking_uri)  # unreachable or read-only: exit 2 before anything is made
     return spec, storage
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    tracking.hide_secrets(args.storage, args.tracking_uri)  # from here on, no password is printed or logged
     try:
         spec, storage = validate(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     worker.quiet_logs()
-    running = FileLock(lock_path(storage=storage, study=spec.name, kind="run"))
-    if not running.acquire(blocking=False):
+    running = FileLock(lock_path(storage=storage, study=spec.name, kind="run"))  # journal: one run at a time
+    if not is_rdb(storage) and not running.acquire(blocking=False):
         print(f"{spec.path}: study {spec.name!r} is being run by another process right now", file=sys.stderr)
         return 2
     try:
-        return execute(spec=spec, storage=storage, tracking_uri=args.tracking_uri, report=not args.no_report)
+        code = execute(spec=spec, storage=storage, tracking_uri=args.tracking_uri, report=not args.no_report,
+                       create_only=args.create_only)
     except ConfigError as exc:  # storage unreachable, or an existing study made from another spec
         print(exc, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while starting up or summarising; the workers' own is handled in there
+        code = 130
     finally:
         running.release()
+    if code == 130:
+        again = shlex.join(sys.argv[1:] if argv is None else argv)
+        print(f"interrupted: finished trials are saved; resume with: python -m studies.run {again}", file=sys.stderr)
+    return code
 
 
-def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool) -> int:
+def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool, create_only: bool = False) -> int:
     """Create or resume the study, run the workers with a live display, print the summary."""
     console = Console()
     label = storage_label(storage)
-    study = open_study(spec=spec, storage=open_storage(storage), label=label)
-    study_run = tracking.start_study(tracking_uri=tracking_uri, study=spec.name, objective=spec.settings.objective,
-                                     spec_path=spec.path, storage=label)
-    stale = prepare(study=study, spec=spec)
-    tracking.fail_stale_runs(study_run, run_ids=[t.user_attrs["mlflow_run_id"] for t in stale
-                                                 if "mlflow_run_id" in t.user_attrs])
+    opened = open_storage(storage, heartbeat=spec.settings.heartbeat if is_rdb(storage) else None)
+    claim_lock = lock_path(storage=storage, study=spec.name, kind="claim")
+    with study_lock(opened, spec.name, fallback=claim_lock):  # machines starting at once: one study, one parent run
+        study = open_study(spec=spec, storage=opened, label=label)
+        study_run = tracking.start_study(tracking_uri=tracking_uri, study=spec.name,
+                                         objective=spec.settings.objective, spec_path=spec.path, storage=label)
+        stale = prepare(study=study, spec=spec)
+        if is_rdb(storage):  # runs of trials failed by heartbeat, here or by a worker on any machine
+            tracking.fail_orphan_runs(study_run, failed=_failed(study))
+        else:
+            tracking.fail_stale_runs(study_run, run_ids=[t.user_attrs["mlflow_run_id"] for t in stale
+                                                         if "mlflow_run_id" in t.user_attrs])
     board = Board(spec=spec, trials=study.get_trials(deepcopy=False), console=console, live=console.is_terminal)
     if stale:
         board.say(f"resuming: {len(stale)} trial(s) left running by a process that died were failed and re-enqueued")
     todo = pending(study=study, spec=spec)
-    n_workers = min(spec.settings.workers, todo)
+    if create_only:
+        board.say(f"study {spec.name}: created, {todo} trial(s) to run · storage {label} · "
+                  f"tracking {tracking.redact(tracking_uri)}; nothing trained (--create-only)")
+        return 0
+    elsewhere = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) if is_rdb(storage) else 0
+    n_workers = min(spec.settings.workers, todo + elsewhere)  # RDB: workers also wait to take over dead trials
     board.say(f"study {spec.name}: {todo} trial(s) to run on {n_workers} worker(s) · "
               f"storage {label} · tracking {tracking.redact(tracking_uri)}")
     code = 0
     if n_workers:
-        job = worker.Job(spec=spec, storage=storage, study_run=study_run, index=0,
-                         claim_lock=lock_path(storage=storage, study=spec.name, kind="claim"))
+        job = worker.Job(spec=spec, storage=storage, study_run=study_run, index=0, claim_lock=claim_lock)
         code = run_workers(job=job, n_workers=n_workers, board=board)
+    if is_rdb(storage):
+        tracking.fail_orphan_runs(study_run, failed=_failed(study))
     console.print(summary(spec=spec, trials=study.get_trials(deepcopy=False)))
     board.say(board.headline())
     board.say(f"see every run: {ui_command(tracking_uri)}")
@@ -115,6 +144,10 @@ def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool) -> int
     if report and code == 0:
         make_report(spec=spec, storage=storage, tracking_uri=tracking_uri, console=console)
     return code
+
+
+def _failed(study: optuna.Study) -> set[int]:
+    return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
 
 
 def run_workers(*, job: worker.Job, n_workers: int, board: Board) -> int:

@@ -69,12 +69,16 @@ class StudySettings(_Strict):
     """Worker processes training trials in parallel (each with train.num_threads torch threads)."""
     sampler_seed: int = 0
     """Seed of the sampler's draws (tpe/random) and of the subset a partial grid keeps."""
+    heartbeat: int = Field(default=60, ge=1)
+    """RDB storages (PostgreSQL...): seconds between the heartbeats of a running trial. A trial that misses 3 is
+    failed by any other worker of the study, on any machine, and its (configuration, seed) run again. Set when
+    the study is created; every machine must then use the same value."""
 
     @field_validator("seeds")
     @classmethod
     def _distinct(cls, seeds: list[int]) -> list[int]:
         if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {seeds}")
+            raise ValueError("seeds must be distinct")  # the message adds the list given
         return seeds
 
     @model_validator(mode="after")
@@ -196,7 +200,10 @@ def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) 
         if isinstance(tree.get("study"), dict) and "name" in tree["study"]:
             layers[i] = (source, {**tree, "study": {k: v for k, v in tree["study"].items() if k != "name"}})
     if overrides:
-        layers.append((f"{file} (--set)", _override_tree(overrides)))
+        try:
+            layers.append((f"{file} (--set)", _override_tree(overrides)))
+        except ConfigError as exc:  # `--set KEY` without a value: name the spec it was meant for
+            raise ConfigError(f"{file} (--set): {exc}") from None
     merged: dict[str, Any] = {}
     for _, layer in layers:
         merged = _merge(merged, layer)

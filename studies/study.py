@@ -5,25 +5,41 @@ One Optuna trial = one (configuration, seed); its params are the searched keys p
   (Optuna's GridSampler is not used: it picks grid points at random and re-runs points under concurrency.)
 - tpe / random: a worker that finds the queue empty lets the sampler draw a new configuration for the first
   seed and enqueues the same params with every other seed; a configuration drawn twice is pruned unrun.
-Workers claim trials under a file lock, so no two workers draw a configuration at once.
+Every change to the queue (create, enqueue, claim, failing dead trials) happens under ``study_lock``, so no two
+workers draw a configuration or enqueue one twice: a PostgreSQL advisory lock (MySQL named lock) for those
+storages, shared by every machine that runs the study; a file lock for a journal or SQLite (one machine).
 
-Resume (``prepare``, in the parent before workers start): trials left RUNNING by a dead process are failed and
-their (configuration, seed) enqueued again. A (configuration, seed) is done when COMPLETE, PRUNED or diverged
-(FAIL with user attr status=diverged); one that failed for any other reason is tried again on the next run.
+Dead workers. A journal study has one ``studies.run`` at a time (its parent holds a file lock): trials it finds
+RUNNING at start (``prepare``) were left by a process that died, so they are failed and enqueued again. An RDB
+study may be run by any number of ``studies.run`` on any number of machines at once, so a RUNNING trial may be
+alive elsewhere: a trial is dead only when its heartbeat stops (Optuna's heartbeat, ``study.heartbeat`` seconds,
+beaten by a thread of the worker that claimed it). Any process that takes the lock fails the trials that missed
+``GRACE`` heartbeats, and ``Requeue`` enqueues each one's (configuration, seed) again, with the same params.
+A (configuration, seed) is done when COMPLETE, PRUNED or diverged (FAIL with user attr status=diverged); one that
+failed for any other reason is tried again on the next run.
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import json
+import logging
 import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+import sqlalchemy
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
@@ -35,6 +51,14 @@ RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 DIGEST_ATTR = "cvae.spec_digest"
 MAX_DRAWS = 50
 """Draws a worker makes for a configuration not sampled before, before it stops drawing."""
+HEARTBEAT_ATTR = "cvae.heartbeat"
+GRACE = 3
+"""Heartbeats a RUNNING trial may miss before another process fails it (Optuna's grace period, in heartbeats)."""
+MAX_RETRY = 3
+"""Times one trial is enqueued again after its worker died, within a run (every new run enqueues what is missing)."""
+LOCKING_DIALECTS = ("postgresql", "mysql", "mariadb")
+"""Databases whose own locks serialise the queue across machines."""
+log = logging.getLogger(__name__)
 
 
 def default_journal(study: str) -> Path:
@@ -61,11 +85,26 @@ def storage_label(target: str) -> str:
     return redact(target) if "://" in target else str(Path(target).resolve())
 
 
-def open_storage(target: str) -> BaseStorage:
-    """RDB storage for a URL, else a journal file (created with its folder); a one-line ConfigError on failure."""
+def is_rdb(target: str) -> bool:
+    """Whether a ``--storage`` value is an RDB URL (else a journal file path)."""
+    return "://" in target
+
+
+def open_storage(target: str, *, heartbeat: int | None = None,
+                 on_stale: Callable[[list[str]], object] | None = None) -> BaseStorage:
+    """RDB storage for a URL, else a journal file (created with its folder); a one-line ConfigError on failure.
+
+    ``heartbeat`` (RDB): Optuna's heartbeat every that many seconds, a grace period of ``GRACE`` heartbeats, and
+    ``Requeue(on_stale)`` for the trials it finds dead (``on_stale`` gets their MLflow run ids). The schema is
+    created under a database lock, so processes that open a fresh PostgreSQL database at once do not collide."""
     try:
-        if "://" in target:
-            return RDBStorage(target)
+        if is_rdb(target):
+            with _schema_lock(target), warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeat_interval is "experimental"
+                if heartbeat is None:
+                    return RDBStorage(target)
+                return RDBStorage(target, heartbeat_interval=heartbeat, grace_period=GRACE * heartbeat,
+                                  heartbeat_stale_trial_callback=Requeue(on_stale))
         path = Path(target).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=FileLock(path.with_name(path.name + ".lock"))))
@@ -109,6 +148,56 @@ class FileLock:
         self.release()
 
 
+@contextmanager
+def _database_lock(engine: sqlalchemy.Engine, name: str) -> Iterator[None]:
+    """An exclusive lock ``name`` held by a session of the database server (PostgreSQL advisory lock, MySQL
+    named lock): shared by every machine that uses the database, and released by the server when the session
+    ends, so a process killed while holding it never leaves it behind."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    if engine.dialect.name == "postgresql":
+        lock, unlock, params = "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", {"key": key}
+    else:
+        lock, unlock, params = "SELECT GET_LOCK(:key, -1)", "SELECT RELEASE_LOCK(:key)", {"key": f"cvae-{key:x}"}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sqlalchemy.text(lock), params)
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text(unlock), params)
+
+
+def _schema_lock(target: str):  # noqa: ANN202 - a context manager
+    """Held while an RDB storage creates or upgrades its tables (a database lock; nothing for SQLite)."""
+    if urlsplit(target).scheme.split("+", 1)[0] not in LOCKING_DIALECTS:
+        return nullcontext()
+
+    @contextmanager
+    def held() -> Iterator[None]:
+        engine = sqlalchemy.create_engine(target, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with _database_lock(engine, "cvae-studies: optuna schema"):
+                yield
+        finally:
+            engine.dispose()
+
+    return held()
+
+
+@contextmanager
+def study_lock(storage: BaseStorage, study: str, *, fallback: Path) -> Iterator[None]:
+    """Held around every change to a study's queue, by every process of the study on any machine: a database
+    lock on PostgreSQL or MySQL; else a file lock, next to a SQLite database or at ``fallback`` (journal)."""
+    engine = storage.engine if isinstance(storage, RDBStorage) else None
+    if engine is not None and engine.dialect.name in LOCKING_DIALECTS:
+        with _database_lock(engine, f"cvae-studies: study {study}"):
+            yield
+        return
+    if engine is not None and engine.url.database not in (None, "", ":memory:"):
+        fallback = Path(f"{Path(engine.url.database).resolve()}.lock")
+    with FileLock(fallback):
+        yield
+
+
 def lock_path(*, storage: str, study: str, kind: str) -> Path:
     """A lock file outside the project, one per (storage, study) and kind (`run` or `claim`)."""
     digest = hashlib.sha256(f"{storage_label(storage)}\n{study}".encode()).hexdigest()[:16]
@@ -143,6 +232,14 @@ def open_study(*, spec: Spec, storage: BaseStorage, label: str) -> optuna.Study:
     elif digest != spec.digest or len(study.directions) != len(directions):
         raise ConfigError(f"{spec.path}: study {spec.name!r} in {label} was made from a different experiment, "
                           "search space or study settings; pass --study-name NEW to start another")
+    if isinstance(storage, RDBStorage):  # every process must agree on when a trial is dead
+        beat = study.user_attrs.get(HEARTBEAT_ATTR)
+        if beat is None:
+            study.set_user_attr(HEARTBEAT_ATTR, spec.settings.heartbeat)
+        elif beat != spec.settings.heartbeat:
+            raise ConfigError(f"{spec.path}: key study.heartbeat: study {spec.name!r} in {label} runs with a "
+                              f"heartbeat of {beat} s, not {spec.settings.heartbeat}; "
+                              f"pass --set study.heartbeat={beat}")
     return study
 
 
@@ -169,10 +266,15 @@ def is_done(trial: FrozenTrial) -> bool:
 
 
 def prepare(*, study: optuna.Study, spec: Spec) -> list[FrozenTrial]:
-    """Resume: fail the trials left RUNNING (returned) and enqueue every (configuration, seed) not covered."""
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in stale:
-        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    """Before the workers start (under ``study_lock``): fail the trials whose worker died (returned) and enqueue
+    every (configuration, seed) not covered. Dead: RUNNING with a stopped heartbeat (RDB), or RUNNING at all
+    (journal: one process runs the study at a time)."""
+    if _requeue(study) is not None:
+        stale = fail_stale(study)
+    else:
+        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for trial in stale:
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
     if spec.settings.sampler == "grid" or not spec.space:
         configs = spec.grid_configs()
     else:
@@ -192,8 +294,7 @@ def pending(*, study: optuna.Study, spec: Spec) -> int:
 
 def enqueue_missing(*, study: optuna.Study, spec: Spec, configs: list[dict[str, Any]]) -> int:
     """Enqueue (configuration, seed) for every seed of ``configs`` not waiting, running or done."""
-    covered = {_item(trial_params(t)) for t in study.get_trials(deepcopy=False)
-               if t.state in (TrialState.WAITING, TrialState.RUNNING) or is_done(t)}
+    covered = _covered(study.get_trials(deepcopy=False))
     added = 0
     for config in configs:
         for seed in spec.settings.seeds:
@@ -205,30 +306,142 @@ def enqueue_missing(*, study: optuna.Study, spec: Spec, configs: list[dict[str, 
     return added
 
 
-def claim(*, spec: Spec, storage: BaseStorage, lock: Path) -> optuna.Trial | None:
-    """The next trial for this worker (RUNNING, all params suggested), or None when the study is done."""
-    with FileLock(lock):
-        study = load_study(spec=spec, storage=storage)
-        for _ in range(MAX_DRAWS):
-            trials = study.get_trials(deepcopy=False)
-            fresh = not any(t.state == TrialState.WAITING for t in trials)
-            if fresh:
-                if spec.settings.sampler == "grid" or len(_sampled_configs(trials, spec)) >= spec.n_configs:
-                    return None
-                # a new configuration: first seed fixed, the rest drawn by a sampler seeded by the trial count
-                study = load_study(spec=spec, storage=storage, sampler_seed=spec.settings.sampler_seed + len(trials))
-                study.enqueue_trial({SEED_KEY: spec.settings.seeds[0]})
+def claim(*, spec: Spec, storage: BaseStorage, lock: Path,
+          stop: Callable[[], bool] | None = None) -> optuna.Trial | None:
+    """The next trial for this worker (RUNNING, all params suggested), or None when the study is done.
+
+    With a heartbeat (RDB): dead trials are failed and enqueued again first; the claimed trial beats from a
+    thread of this process until its next claim; and while nothing is left to claim but trials still run
+    (elsewhere), this waits, polling once a heartbeat, to take over any whose worker dies: the study ends complete
+    as long as one worker is left. ``stop()`` true ends the wait with None (Ctrl-C)."""
+    _stop_heartbeat()
+    heartbeat = getattr(storage, "heartbeat_interval", None)
+    while True:
+        with study_lock(storage, spec.name, fallback=lock):
+            study = load_study(spec=spec, storage=storage)
+            if heartbeat:
+                fail_stale(study)
+            trial = _next_trial(spec=spec, storage=storage, study=study)
+            if trial is not None:
+                if heartbeat:
+                    _start_heartbeat(storage, trial._trial_id)  # noqa: SLF001 - Optuna's own heartbeat uses it
+                return trial
+            if not heartbeat or not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                return None
+        if stop is not None and stop():
+            return None
+        time.sleep(heartbeat)
+
+
+def _next_trial(*, spec: Spec, storage: BaseStorage, study: optuna.Study) -> optuna.Trial | None:
+    """A waiting trial, or a new configuration drawn by the sampler (tpe/random); None when none is left."""
+    for _ in range(MAX_DRAWS):
+        trials = study.get_trials(deepcopy=False)
+        fresh = not any(t.state == TrialState.WAITING for t in trials)
+        if fresh:
+            if spec.settings.sampler == "grid" or len(_sampled_configs(trials, spec)) >= spec.n_configs:
+                return None
+            # a new configuration: first seed fixed, the rest drawn by a sampler seeded by the trial count
+            study = load_study(spec=spec, storage=storage, sampler_seed=spec.settings.sampler_seed + len(trials))
+            study.enqueue_trial({SEED_KEY: spec.settings.seeds[0]})
+        with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": we beat ourselves
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask()
-            params = suggest(trial, spec=spec)
-            config = {k: v for k, v in params.items() if k != SEED_KEY}
-            if fresh and config in _sampled_configs(trials, spec):
-                trial.set_user_attr("status", "duplicate")
-                study.tell(trial, state=TrialState.PRUNED)
-                continue
-            if fresh:
-                enqueue_missing(study=study, spec=spec, configs=[config])
-            return trial
+        params = suggest(trial, spec=spec)
+        config = {k: v for k, v in params.items() if k != SEED_KEY}
+        if fresh and config in _sampled_configs(trials, spec):
+            trial.set_user_attr("status", "duplicate")
+            study.tell(trial, state=TrialState.PRUNED)
+            continue
+        if fresh:
+            enqueue_missing(study=study, spec=spec, configs=[config])
+        return trial
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Heartbeat: dead workers on any machine
+
+
+class Requeue:
+    """An RDB storage's stale-trial callback (Optuna calls it for each trial it fails for a stopped heartbeat):
+    enqueue the trial's (configuration, seed) again with the same params, as ``RetryHeartbeatStaleTrialCallback``
+    does (at most ``MAX_RETRY`` times for one trial), unless it is waiting, running or done already; then hand its
+    MLflow run id to ``on_stale``. Only called by ``fail_stale``, under ``study_lock``: never twice for a trial."""
+
+    def __init__(self, on_stale: Callable[[list[str]], object] | None = None) -> None:
+        self.on_stale = on_stale
+        self.failed: list[FrozenTrial] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            self._retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.failed.append(trial)
+        if _item(trial_params(trial)) not in _covered(study.get_trials(deepcopy=False)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                self._retry(study, trial)
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if self.on_stale is not None and run_id:
+            try:
+                self.on_stale([run_id])
+            except Exception as exc:  # noqa: BLE001 - the next studies.run start or end marks it instead
+                log.warning("trial %d: could not mark its MLflow run FAILED: %s", trial.number, exc)
+
+
+def _requeue(study: optuna.Study) -> Requeue | None:
+    """The study storage's ``Requeue`` when it has a heartbeat, else None."""
+    storage = study._storage  # noqa: SLF001 - the storage optuna.storages.fail_stale_trials reads too
+    if getattr(storage, "get_heartbeat_interval", lambda: None)() is None:
         return None
+    callback = storage.get_heartbeat_stale_trial_callback()
+    return callback if isinstance(callback, Requeue) else None
+
+
+def fail_stale(study: optuna.Study) -> list[FrozenTrial]:
+    """Fail the RUNNING trials whose heartbeat stopped (their worker died, on any machine), each enqueued again
+    by ``Requeue``; -> those trials. Nothing without a heartbeat. Call it under ``study_lock``."""
+    requeue = _requeue(study)
+    if requeue is None:
+        return []
+    requeue.failed.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return list(requeue.failed)
+
+
+_beating: list[tuple[threading.Event, threading.Thread]] = []
+"""This process's heartbeat thread (at most one: a worker trains one trial at a time)."""
+
+
+def _start_heartbeat(storage: RDBStorage, trial_id: int) -> None:
+    """Beat now (under the claim's lock: a claimed trial is never without a heartbeat), then from a daemon thread
+    every heartbeat until the next claim or exit. Beating a finished trial is harmless: only RUNNING ones go stale."""
+    storage.record_heartbeat(trial_id)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(storage.heartbeat_interval):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again; the grace period covers a few
+                log.warning("heartbeat of trial id %d failed: %s", trial_id, exc)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    _beating.append((stop, thread))
+
+
+def _stop_heartbeat() -> None:
+    while _beating:
+        stop, thread = _beating.pop()
+        stop.set()
+        thread.join(timeout=10)
+
+
+atexit.register(_stop_heartbeat)
 
 
 def suggest(trial: optuna.Trial, *, spec: Spec) -> dict[str, Any]:
@@ -242,6 +455,12 @@ def suggest(trial: optuna.Trial, *, spec: Spec) -> dict[str, Any]:
             trial.suggest_float(dim.key, dim.low, dim.high, step=dim.step, log=dim.log)
     trial.suggest_categorical(SEED_KEY, list(spec.settings.seeds))
     return dict(trial.params)
+
+
+def _covered(trials: list[FrozenTrial]) -> set[str]:
+    """The (configuration, seed) items waiting, running or done."""
+    return {_item(trial_params(t)) for t in trials
+            if t.state in (TrialState.WAITING, TrialState.RUNNING) or is_done(t)}
 
 
 def _sampled_configs(trials: list[FrozenTrial], spec: Spec) -> list[dict[str, Any]]:

@@ -1,16 +1,26 @@
 """Everything MLflow, as docs/tracking-contract.md describes it: one experiment and one parent run per study,
 one child run per Optuna trial (``mlflow.parentRunId`` tag, so it works across processes), metrics sent in
-batches, artifacts, and stale runs marked FAILED on resume.
+batches, artifacts, and stale runs marked FAILED on resume. Also what keeps URL passwords out of everything a
+study prints, logs or records (``redact``, ``hide_secrets``).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
+import os
+import sqlite3
+import sys
 import tempfile
 import time
+import traceback
+import urllib.error
+import urllib.request
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -23,6 +33,8 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 """Relative to the working directory: run from the project root, a bare `mlflow ui` there shows the study."""
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
 ROLE_FILTER = "tags.`cvae.role` = '{role}'"
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+"""With a tracking server, MLflow prints two "View run" lines per ended run: not over the study's display."""
 BEST_KEYS = ("bleu4", "gaussian", "heldout_bleu4", "kl", "active_units", "mutual_info")
 
 
@@ -39,6 +51,86 @@ def redact(url: str) -> str:
     return url
 
 
+_SECRETS: set[str] = set()
+"""Passwords this process must never print, log or record (registered by ``hide_secrets``)."""
+
+
+def passwords(url: str | None) -> set[str]:
+    """The passwords in a URL (``user:secret@host`` and ``password=`` query values), as written and decoded."""
+    if not url or "://" not in url:
+        return set()
+    parts = urlsplit(url)
+    found = {parts.password or ""} | {p.split("=", 1)[1] for p in parts.query.split("&")
+                                       if p.lower().startswith("password=")}
+    return {form for value in found if value for form in (value, unquote(value)) if form}
+
+
+def scrub(text: str) -> str:
+    """``text`` with every password registered by ``hide_secrets`` replaced by `***`."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def hide_secrets(*urls: str | None) -> None:
+    """Keep the passwords of ``urls`` (``--storage``, ``--tracking-uri``) out of everything this process writes:
+    stdout and stderr (tracebacks and warnings included) go through ``scrub``, and so does every log record,
+    whichever handler prints it. Nothing changes when no URL holds a password; calling it again adds secrets."""
+    new = set().union(*(passwords(url) for url in urls)) - _SECRETS
+    if not new:
+        return
+    if not _SECRETS:
+        sys.stdout, sys.stderr = (_Scrubbed(stream) if stream is not None else None
+                                  for stream in (sys.stdout, sys.stderr))
+        logging.setLogRecordFactory(_scrubbed_records(logging.getLogRecordFactory()))
+    _SECRETS.update(new)
+
+
+class _Scrubbed:
+    """A text stream that writes through ``scrub`` (everything else is the wrapped stream's)."""
+
+    def __init__(self, stream: object) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(scrub(text))
+        return len(text)
+
+    def writelines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+def _scrubbed_records(factory):  # noqa: ANN001, ANN202 - logging's record factory protocol
+    """A log record factory that scrubs the formatted message, the traceback and the stack of every record."""
+
+    def make(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        record = factory(*args, **kwargs)
+        try:
+            record.msg, record.args = scrub(record.getMessage()), None
+        except Exception:  # noqa: BLE001 - a malformed record stays as logging would show it
+            return record
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrub("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+        return record
+
+    return make
+
+
+def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
+    """(URL without ``user:password@``, HTTP basic-auth header for them): urllib cannot take credentials inline."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])), {"Authorization": f"Basic {token}"}
+
+
 def check_tracking_uri(uri: str) -> None:
     """A tracking URI with a known scheme (and, for SQLite, an existing folder); ConfigError otherwise."""
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
@@ -49,6 +141,33 @@ def check_tracking_uri(uri: str) -> None:
         folder = Path(uri.removeprefix("sqlite:///")).parent
         if not folder.is_dir():
             raise ConfigError(f"--tracking-uri {redact(uri)}: folder {folder} does not exist")
+
+
+def probe_tracking_store(uri: str) -> None:
+    """Reach the store before a study makes anything: an HTTP server that does not answer, or a SQLite database
+    (or its folder, when it is still to be made) that cannot be written, is a one-line ConfigError. Changes
+    nothing. (MLflow itself retries an unreachable store for minutes, and only once the study has started.)"""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0]
+    try:
+        if scheme in ("http", "https"):
+            try:
+                base, auth = _without_userinfo(uri.rstrip("/"))
+                urllib.request.urlopen(urllib.request.Request(f"{base}/health", headers=auth), timeout=10).close()
+            except urllib.error.HTTPError:
+                pass  # it answers, so it is reachable (a proxy or auth may refuse /health itself)
+        elif scheme == "sqlite":
+            path = Path(uri.removeprefix("sqlite:///"))
+            if not path.exists():
+                tempfile.TemporaryFile(dir=path.parent).close()
+            else:
+                with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as db:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("CREATE TABLE cvae_write_probe (x)")  # rolled back: only proves it can write
+                    db.execute("ROLLBACK")
+    except (OSError, sqlite3.Error) as exc:
+        reason = " ".join(str(getattr(exc, "reason", None) or exc).split())[:200]
+        what = "cannot reach the MLflow server" if scheme.startswith("http") else "cannot write the MLflow store"
+        raise ConfigError(f"--tracking-uri {redact(uri)}: {what} ({type(exc).__name__}: {reason})") from None
 
 
 @dataclass(frozen=True)
@@ -99,10 +218,40 @@ def fail_stale_runs(study_run: StudyRun, *, run_ids: list[str]) -> int:
                                  filter_string=ROLE_FILTER.format(role="trial") + " and attributes.status = 'RUNNING'")
     stale = set(run_ids) | {run.info.run_id for run in running}
     for run_id in stale:
-        client.log_batch(run_id, tags=[RunTag("optuna.state", "FAIL"), RunTag("cvae.status", "failed"),
-                                       RunTag("cvae.error", "left RUNNING by a process that died")])
-        client.set_terminated(run_id, status="FAILED")
+        _fail_run(client, run_id, error="left RUNNING by a process that died")
     return len(stale)
+
+
+HEARTBEAT_LOST = "its worker stopped beating (the process or its machine died); the trial was failed and enqueued again"
+
+
+def fail_runs(study_run: StudyRun, run_ids: list[str]) -> int:
+    """Mark FAILED those of the given child runs (of trials failed by heartbeat) that are still RUNNING."""
+    client = study_run.client()
+    return sum(_fail_run(client, run_id, error=HEARTBEAT_LOST, only_running=True) for run_id in run_ids)
+
+
+def fail_orphan_runs(study_run: StudyRun, *, failed: set[int]) -> int:
+    """Mark FAILED the child runs still RUNNING whose trial (by ``optuna.trial_number``) is in ``failed``, the
+    numbers of the study's FAIL trials: the runs of trials failed by heartbeat, wherever that happened. Safe while
+    other machines run trials: a live worker ends its run before it tells Optuna, so a live run's trial is never
+    FAIL (and each run is read again just before it is marked)."""
+    client = study_run.client()
+    running = client.search_runs([study_run.experiment_id], max_results=5000,
+                                 filter_string=ROLE_FILTER.format(role="trial") + " and attributes.status = 'RUNNING'")
+    return sum(_fail_run(client, run.info.run_id, error=HEARTBEAT_LOST, only_running=True) for run in running
+               if run.data.tags.get("optuna.trial_number", "").isdigit()
+               and int(run.data.tags["optuna.trial_number"]) in failed)
+
+
+def _fail_run(client: MlflowClient, run_id: str, *, error: str, only_running: bool = False) -> bool:
+    """Tag a child run as a failed trial and end it FAILED (unless ``only_running`` and it has ended); -> done."""
+    if only_running and client.get_run(run_id).info.status != "RUNNING":
+        return False
+    client.log_batch(run_id, tags=[RunTag("optuna.state", "FAIL"), RunTag("cvae.status", "failed"),
+                                   RunTag("cvae.error", error)])
+    client.set_terminated(run_id, status="FAILED")
+    return True
 
 
 def start_trial(client: MlflowClient, *, study_run: StudyRun, number: int, config: ExperimentConfig,
@@ -127,7 +276,7 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
     tags = {"optuna.state": state, "cvae.status": status}
     metrics = {"run/wall_time_s": wall_time_s}
     if error:
-        tags["cvae.error"] = error[:5000]
+        tags["cvae.error"] = scrub(error)[:5000]
     if result is not None:
         metrics.update({"run/diverged": float(result.status == "diverged"),
                         "run/epochs_done": float(result.epochs_done)})
