@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,17 @@ def load_checkpoint(path: str | Path) -> tuple[CVAE, ExperimentConfig, dict[str,
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with zipfile.ZipFile(path) as archive:  # torch.load does not check the CRC of what it reads
+            if (damaged := archive.testzip()) is not None:
+                raise ValueError(f"{damaged} fails its CRC check: the file is damaged")
+        with warnings.catch_warnings():  # a foreign pickle makes torch warn on stderr before it refuses
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
         config = ExperimentConfig.model_validate(payload["config"])
         model = CVAE(config.model)
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, KeyError, TypeError,
-            ValueError) as exc:
+            ValueError, OSError) as exc:  # OSError: a truncated file
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable cvae checkpoint ({reason[:160]})") from None
     model.eval()

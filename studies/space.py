@@ -50,10 +50,13 @@ class Space(BaseModel):
             return self
         if self.low is None or self.high is None:
             raise ValueError("give choices: [...], or both low and high")
+        for name in ("low", "high", "step"):  # .inf / .nan would reach Optuna (which draws 0.0) or int()
+            if (value := getattr(self, name)) is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
         if self.low > self.high:
             raise ValueError(f"low ({self.low:g}) must be <= high ({self.high:g})")
         if self.log and self.low <= 0:
-            raise ValueError(f"log needs low > 0, got low={self.low:g}")
+            raise ValueError("log needs low > 0")  # the message adds the range given
         if self.log and self.step is not None:
             raise ValueError("log and step cannot be combined")
         return self

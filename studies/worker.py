@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from cvae.metrics import latent_status
 from cvae.train import Data, EpochRecord, TrainResult, fit
 from studies import tracking
 from studies.spec import Spec, config_key, objective_values
-from studies.study import claim, open_storage
+from studies.study import claim, is_rdb, open_storage
 
 Send = Callable[..., None]
 
@@ -83,9 +86,13 @@ def quiet_logs() -> None:
 def main(job: Job, conn: Connection) -> None:
     """Process entry point: train trials until the study has none left for this worker."""
     quiet_logs()
-    signal.signal(signal.SIGINT, _interrupt_once)
+    tracking.hide_secrets(job.storage, job.study_run.tracking_uri)
+    _die_with_parent()
+    _interrupt.update(requested=False, training=False)
+    previous = signal.signal(signal.SIGINT, _interrupt_once)
     torch.set_num_threads(job.spec.base.train.num_threads)
-    storage = open_storage(job.storage)
+    storage = open_storage(job.storage, heartbeat=job.spec.settings.heartbeat if is_rdb(job.storage) else None,
+                           on_stale=partial(tracking.fail_runs, job.study_run))
     client = job.study_run.client()
     cache: dict[str, Data] = {}
 
@@ -96,18 +103,42 @@ def main(job: Job, conn: Connection) -> None:
             pass
 
     try:
-        while (trial := claim(spec=job.spec, storage=storage, lock=job.claim_lock)) is not None:
+        while not _interrupt["requested"] and (trial := claim(spec=job.spec, storage=storage,
+                                                                lock=job.claim_lock,
+                                                                stop=lambda: _interrupt["requested"])) is not None:
             run_trial(trial, job=job, client=client, cache=cache, send=send)
     except KeyboardInterrupt:
         pass
     finally:
         conn.close()
+        signal.signal(signal.SIGINT, previous)
+
+
+_interrupt = {"requested": False, "training": False}
+"""Ctrl-C state of this worker: asked to stop; inside ``fit`` (the only place an interrupt may land)."""
 
 
 def _interrupt_once(signum: int, frame: object) -> None:
-    """First Ctrl-C: stop training (KeyboardInterrupt); later ones are ignored so the trial gets recorded."""
+    """First Ctrl-C: stop training at once (KeyboardInterrupt inside ``fit``); during a claim or while a trial is
+    being recorded, stop once that is done, so no trial is left RUNNING half-recorded. Later ones are ignored."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
+    _interrupt["requested"] = True
+    if _interrupt["training"]:
+        raise KeyboardInterrupt
+
+
+def _die_with_parent() -> None:
+    """End this worker at once when the study process dies, even by SIGKILL: an orphan would go on training
+    trials that nobody watches, alongside a rerun. Its trial stays RUNNING; the rerun fails it and enqueues it."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # worker.main called in-process (tests)
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's end of the spawn pipe closes: the parent has exited
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dict[str, Data], send: Send) -> Outcome:
@@ -136,7 +167,13 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
         data_key = config.data.model_dump_json()
         if data_key not in cache:
             cache[data_key] = Data.load(config)
-        result = fit(config, callbacks=[hook], data=cache[data_key])
+        _interrupt["training"] = True
+        try:
+            if _interrupt["requested"]:  # Ctrl-C came while this trial was claimed: record it as interrupted
+                raise KeyboardInterrupt
+            result = fit(config, callbacks=[hook], data=cache[data_key])
+        finally:
+            _interrupt["training"] = False
     except KeyboardInterrupt:
         interrupted = True
     except Exception as exc:  # noqa: BLE001 - any error ends this trial as FAIL, never the study
@@ -169,7 +206,8 @@ def _trial_attrs(result: TrainResult | None, outcome: Outcome) -> dict[str, Any]
     if result is not None:
         if result.best_epoch is not None:
             attrs.update(best_epoch=result.best_epoch, bleu4=result.metrics["val/bleu4"],
-                         gaussian=result.metrics["val/gaussian"])
+                         gaussian=result.metrics["val/gaussian"], select_bleu4=result.metrics["select/bleu4"],
+                         select_gaussian=result.metrics["select/gaussian"])
         if result.status == "diverged":
             attrs.update(diverged_step=result.diverged_step, divergence_cause=result.divergence_cause)
     return attrs
