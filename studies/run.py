@@ -22,6 +22,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 from contextlib import nullcontext
 from dataclasses import replace
 from multiprocessing.connection import Connection, wait
@@ -76,6 +77,10 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Ctrl-C must close the study cleanly even when we were started with SIGINT ignored (a background job of a
+    # non-interactive shell inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     tracking.hide_secrets(args.storage, args.tracking_uri)  # from here on, no password is printed or logged
     try:
         spec, storage = validate(args)
