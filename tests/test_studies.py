@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from cvae.checkpoint import load_checkpoint
+from tests.servers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_TAGS = {"cvae.role", "cvae.study", "optuna.trial_number", "optuna.state", "cvae.status", "cvae.config_key",
@@ -121,12 +121,6 @@ def test_rerun_adds_no_trial(smoke) -> None:
     assert len(children) == 4 and parent.info.status == "FINISHED"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_mlflow_server_serves_the_runs_over_rest(smoke) -> None:
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
@@ -136,17 +130,7 @@ def test_mlflow_server_serves_the_runs_over_rest(smoke) -> None:
                               start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stderr.read().decode()[-2000:]
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not answer /health within 60 s"
-            time.sleep(0.5)
+        wait_healthy(server, base, timeout=60, output=lambda: server.stderr.read().decode())
         with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=smoke",
                                     timeout=10) as response:
             experiment_id = json.load(response)["experiment"]["experiment_id"]

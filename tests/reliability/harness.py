@@ -82,6 +82,13 @@ class LiveStudy:
             if match := re.search(pattern, line):
                 return match
 
+    def wait_mid_trial(self) -> int:
+        """Once a trial has finished, wait for the next one to train its first epoch; -> that trial's number."""
+        self.expect(r"trial \d+ COMPLETE")
+        started = self.expect(r"trial (\d+) started")
+        self.expect(rf"trial {started[1]} epoch 1/")
+        return int(started[1])
+
     def finish(self, *, timeout: float = 120) -> tuple[int, str, str]:
         """Wait for the exit; -> (status, stdout, stderr)."""
         code = self.proc.wait(timeout=timeout)

@@ -156,9 +156,7 @@ def test_sigkill_of_the_main_process_mid_trial_then_rerun(tmp_path: Path, ledger
     shutil.copy(mlflow_template, tmp_path / "mlflow.db")
     study = LiveStudy(tmp_path, str(spec))
     try:
-        study.expect(r"trial \d+ COMPLETE")
-        started = study.expect(r"trial (\d+) started")
-        study.expect(rf"trial {started[1]} epoch 1/")
+        started = study.wait_mid_trial()
         workers = [pid for pid in study.group() if pid != study.proc.pid]
         assert workers
         os.kill(study.proc.pid, signal.SIGKILL)  # the main process only: its workers are orphaned
@@ -170,7 +168,7 @@ def test_sigkill_of_the_main_process_mid_trial_then_rerun(tmp_path: Path, ledger
     assert code == -signal.SIGKILL
     state = journal(tmp_path, "killmain")
     killed = [t.number for t in state.get_trials() if t.state == TrialState.RUNNING]
-    assert int(started[1]) in killed
+    assert started in killed
     before = finished(state)
     assert before  # a trial had finished before the kill
 
@@ -187,9 +185,7 @@ def test_sigint_closes_the_running_trials_and_says_how_to_resume(tmp_path: Path,
     shutil.copy(mlflow_template, tmp_path / "mlflow.db")
     study = LiveStudy(tmp_path, str(spec))
     try:
-        study.expect(r"trial \d+ COMPLETE")
-        started = study.expect(r"trial (\d+) started")
-        study.expect(rf"trial {started[1]} epoch 1/")
+        started = study.wait_mid_trial()
         os.kill(study.proc.pid, signal.SIGINT)  # to the main process only, which passes it on to its workers
         code, out, err = study.finish(timeout=60)
     finally:
@@ -203,7 +199,7 @@ def test_sigint_closes_the_running_trials_and_says_how_to_resume(tmp_path: Path,
     trials = state.get_trials()
     assert [t.number for t in trials if t.state == TrialState.RUNNING] == []
     interrupted = [t.number for t in trials if t.state == TrialState.FAIL]
-    assert int(started[1]) in interrupted
+    assert started in interrupted
     assert all(trials[n].user_attrs["status"] == "failed" and trials[n].user_attrs["error"] == "interrupted"
                for n in interrupted)
     parent, children = mlflow_runs(tmp_path, "interrupt")
