@@ -19,7 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from cvae.checkpoint import load_checkpoint
-from tests.servers import free_port, wait_healthy
+from tests.servers import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_TAGS = {"cvae.role", "cvae.study", "optuna.trial_number", "optuna.state", "cvae.status", "cvae.config_key",
@@ -146,12 +146,7 @@ def test_mlflow_server_serves_the_runs_over_rest(smoke) -> None:
         assert all(any(m["key"] == "best/bleu4" for m in run["data"]["metrics"])
                    for run, t in zip(runs, tags) if t["cvae.role"] == "trial")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server)
 
 
 def test_killed_worker_then_rerun_loses_and_duplicates_nothing(tmp_path: Path) -> None:
