@@ -46,12 +46,13 @@ def reference_words_per_s(config: ExperimentConfig, data: Data, *, n_words: int,
         h = state[0] if lstm else state
         mu, logvar = enc.to_mu(h[0]), enc.to_logvar(h[0])  # (1, L)
         z = model.reparameterize(mu, logvar)
-        state = dec.initial_state(z, cond)
+        zc = torch.cat([z, cond], dim=1)  # (1, L + C)
+        state = dec.initial_state(zc)
         targets = encode_word(word) + [EOS]
         forced = rng.random() < 0.5
         inp, loss = torch.tensor([[SOS]]), torch.zeros(())
         for target in targets:
-            out, state = dec.rnn(dec.embed(inp), state)
+            out, state = dec.rnn(dec.inputs(inp, zc), state)
             logits = dec.out(out[:, 0])  # (1, V)
             loss = loss + nn.functional.cross_entropy(logits, torch.tensor([target]))
             inp = torch.tensor([[target]]) if forced else logits.argmax(dim=1, keepdim=True)

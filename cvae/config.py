@@ -63,6 +63,9 @@ class ModelConfig(_Section):
     """Probability of replacing a decoder input character by UNK during training (Bowman et al. 2016)."""
     latent_to_cell: bool = False
     """LSTM only: map (z, tense) to the decoder's cell state as well as its hidden state."""
+    z_every_step: bool = False
+    """Feed (z, tense) to the decoder at every character step (concatenated to the character embedding), not only
+    through its initial state: the decoder cannot drift away from the latent as the word gets longer."""
     max_length: int = Field(default=25, ge=1)
     """Longest word greedy decoding may emit (characters, EOS excluded)."""
 
@@ -115,6 +118,10 @@ class OptimConfig(_Section):
     """Weight decay (decoupled for AdamW)."""
     clip_norm: float | None = Field(default=1.0, gt=0.0)
     """Clip gradients to this global L2 norm; null means no clipping."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """`constant` keeps `lr`; `cosine` anneals it per step from `lr` to `lr * lr_final` at the last step."""
+    lr_final: float = Field(default=0.05, ge=0.0, le=1.0)
+    """`cosine`: the learning rate at the end of training, as a fraction of `lr`."""
 
 
 class TrainConfig(_Section):

@@ -51,11 +51,19 @@ class Decoder(nn.Module):
         self.init_c = (nn.Linear(cfg.latent_size + cfg.cond_size, cfg.hidden_size)
                        if cfg.rnn == "lstm" and cfg.latent_to_cell else None)
         self.embed = nn.Embedding(N_INPUTS, cfg.embed_size, padding_idx=PAD)
-        self.rnn = _rnn(cfg.rnn, cfg.embed_size, cfg.hidden_size)
+        extra = cfg.latent_size + cfg.cond_size if cfg.z_every_step else 0
+        self.rnn = _rnn(cfg.rnn, cfg.embed_size + extra, cfg.hidden_size)
         self.out = nn.Linear(cfg.hidden_size, N_OUTPUTS)
 
-    def initial_state(self, z: torch.Tensor, cond: torch.Tensor):
-        zc = torch.cat([z, cond], dim=1)  # (B, L + C)
+    def inputs(self, chars: torch.Tensor, zc: torch.Tensor) -> torch.Tensor:
+        """RNN inputs (B, T, E [+ L + C]) for characters (B, T); with `z_every_step`, (z, tense) rides along."""
+        embedded = self.embed(chars)
+        if not self.cfg.z_every_step:
+            return embedded
+        return torch.cat([embedded, zc.unsqueeze(1).expand(-1, chars.shape[1], -1)], dim=2)
+
+    def initial_state(self, zc: torch.Tensor):
+        """Initial RNN state from (z, tense) concatenated, (B, L + C)."""
         h = self.init_h(zc).unsqueeze(0)  # (1, B, H)
         if self.cfg.rnn == "gru":
             return h
@@ -70,19 +78,20 @@ class Decoder(nn.Module):
         without it, the model's own previous argmax (free running, one call per character).
         """
         batch, steps = targets.shape
-        state = self.initial_state(z, cond)
+        zc = torch.cat([z, cond], dim=1)  # (B, L + C)
+        state = self.initial_state(zc)
         truth = torch.cat([targets.new_full((batch, 1), SOS), targets[:, :-1]], dim=1)  # (B, T+1) inputs
         if teacher_forcing:
             if word_dropout > 0.0:
                 drop = torch.rand(truth.shape) < word_dropout
                 drop[:, 0] = False
                 truth = truth.masked_fill(drop & (truth != PAD), UNK)
-            output, _ = self.rnn(self.embed(truth), state)  # (B, T+1, H)
+            output, _ = self.rnn(self.inputs(truth, zc), state)  # (B, T+1, H)
             return self.out(output)  # (B, T+1, V)
         logits = []
         inp = truth[:, 0]  # (B,) SOS
         for _ in range(steps):
-            output, state = self.rnn(self.embed(inp).unsqueeze(1), state)  # (B, 1, H)
+            output, state = self.rnn(self.inputs(inp.unsqueeze(1), zc), state)  # (B, 1, H)
             step_logits = self.out(output.squeeze(1))  # (B, V)
             logits.append(step_logits)
             inp = step_logits.argmax(dim=1)
@@ -92,12 +101,13 @@ class Decoder(nn.Module):
     def greedy(self, z: torch.Tensor, cond: torch.Tensor, max_length: int) -> torch.Tensor:
         """Greedy decoding of a batch: (B, <= max_length) emitted indices, PAD after EOS."""
         batch = z.shape[0]
-        state = self.initial_state(z, cond)
+        zc = torch.cat([z, cond], dim=1)  # (B, L + C)
+        state = self.initial_state(zc)
         inp = torch.full((batch,), SOS, dtype=torch.long)
         done = torch.zeros(batch, dtype=torch.bool)
         emitted = []
         for _ in range(max_length):
-            output, state = self.rnn(self.embed(inp).unsqueeze(1), state)  # (B, 1, H)
+            output, state = self.rnn(self.inputs(inp.unsqueeze(1), zc), state)  # (B, 1, H)
             inp = self.out(output.squeeze(1)).argmax(dim=1)  # (B,)
             emitted.append(inp.masked_fill(done, PAD))
             done |= inp == EOS

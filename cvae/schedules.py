@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cvae.config import KLConfig, TeacherForcingConfig
+import math
+
+from cvae.config import KLConfig, OptimConfig, TeacherForcingConfig
 
 
 def kl_weight(cfg: KLConfig, *, epoch: int, step: int, epochs: int, steps_per_epoch: int) -> float:
@@ -29,3 +31,12 @@ def teacher_forcing_ratio(cfg: TeacherForcingConfig, *, epoch: int) -> float:
     if cfg.schedule == "constant":
         return cfg.start
     return cfg.start + (cfg.end - cfg.start) * min(1.0, epoch / cfg.decay_epochs)
+
+
+def lr_factor(cfg: OptimConfig, *, step: int, total_steps: int) -> float:
+    """Multiplier of ``cfg.lr`` at 0-based optimizer ``step`` of ``total_steps``: 1 for `constant`; for `cosine`,
+    lr_final + (1 - lr_final) * (1 + cos(pi * step / (total_steps - 1))) / 2, from 1 down to lr_final."""
+    if cfg.lr_schedule == "constant" or total_steps <= 1:
+        return 1.0
+    progress = min(1.0, step / (total_steps - 1))
+    return cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -24,7 +24,7 @@ from cvae.data import (PAD, TENSES, Pair, make_batch, read_pairs, read_train, tr
 from cvae.metrics import (active_units, gaussian_generations, gaussian_score, gaussian_unique, kl_per_dim,
                           mean_bleu4, mutual_information)
 from cvae.model import CVAE
-from cvae.schedules import kl_weight, teacher_forcing_ratio
+from cvae.schedules import kl_weight, lr_factor, teacher_forcing_ratio
 
 MI_BATCH = 512
 """Words (a fixed, seeded subset) on which mutual information is estimated."""
@@ -211,6 +211,9 @@ class Trainer:
                 raise _Diverged(self.step, f"non-finite gradient in {'+'.join(bad)} at epoch {epoch + 1}")
             if cfg.optim.clip_norm is not None:
                 torch.nn.utils.clip_grads_with_norm_(self.params, cfg.optim.clip_norm, total)
+            factor = lr_factor(cfg.optim, step=self.step - 1, total_steps=cfg.train.epochs * self.steps_per_epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.optim.lr * factor
             self.optimizer.step()
             norms["global"].append(float(total))
             self.grad_norm_max = max(norms["global"][-1], self.grad_norm_max or 0.0)
@@ -226,6 +229,7 @@ class Trainer:
         elapsed = time.perf_counter() - started
         record = {f"train/{k}": v / n_steps for k, v in totals.items()}
         record["train/tf_ratio"] = tf
+        record["train/lr"] = self.optimizer.param_groups[0]["lr"]
         record["train/grad_norm_mean"] = sum(norms["global"]) / n_steps
         record["train/grad_norm_max"] = max(norms["global"])
         for name in ("encoder", "decoder"):

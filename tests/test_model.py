@@ -2,15 +2,16 @@ import pytest
 import torch
 
 from cvae.config import ModelConfig
-from cvae.data import N_OUTPUTS, make_batch
+from cvae.data import N_OUTPUTS, PAD, make_batch
 from cvae.model import CVAE
 
 
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
 @pytest.mark.parametrize("teacher_forcing", [True, False])
-def test_shapes(rnn, teacher_forcing):
+@pytest.mark.parametrize("z_every_step", [False, True])
+def test_shapes(rnn, teacher_forcing, z_every_step):
     cfg = ModelConfig(rnn=rnn, hidden_size=24, embed_size=8, latent_size=6, cond_size=4, word_dropout=0.2,
-                      latent_to_cell=rnn == "lstm")
+                      latent_to_cell=rnn == "lstm", z_every_step=z_every_step)
     model = CVAE(cfg)
     batch = make_batch(["go", "running", "ran"])
     tense = torch.tensor([0, 2, 3])
@@ -40,3 +41,16 @@ def test_teacher_forced_output_is_causal():
     a = model.decoder(z, cond, short)
     b = model.decoder(z, cond, longer)
     assert torch.allclose(a, b[:, : a.shape[1]], atol=1e-6)
+
+
+@pytest.mark.parametrize("z_every_step", [False, True])
+def test_greedy_agrees_with_teacher_forcing(z_every_step):
+    """Feeding greedy's own output back under teacher forcing reproduces it: both paths build the same inputs."""
+    torch.manual_seed(1)
+    model = CVAE(ModelConfig(rnn="lstm", hidden_size=16, embed_size=8, latent_size=4, cond_size=2,
+                             latent_to_cell=True, z_every_step=z_every_step)).eval()
+    z, tense = torch.randn(3, 4), torch.tensor([0, 1, 3])
+    emitted = model.decoder.greedy(z, model.cond(tense), max_length=6)  # (B, <=6)
+    logits = model.decoder(z, model.cond(tense), emitted)  # (B, T, V)
+    live = emitted != PAD  # positions up to each row's first EOS
+    assert torch.equal(logits.argmax(dim=2)[live], emitted[live])

@@ -1,7 +1,7 @@
 import pytest
 
-from cvae.config import KLConfig, TeacherForcingConfig
-from cvae.schedules import kl_weight, teacher_forcing_ratio
+from cvae.config import KLConfig, OptimConfig, TeacherForcingConfig
+from cvae.schedules import kl_weight, lr_factor, teacher_forcing_ratio
 
 
 def beta(cfg, epoch=0, step=0, epochs=100, steps_per_epoch=10):
@@ -49,3 +49,12 @@ def test_teacher_forcing():
     assert teacher_forcing_ratio(linear, epoch=0) == 1.0
     assert teacher_forcing_ratio(linear, epoch=5) == pytest.approx(0.8)
     assert teacher_forcing_ratio(linear, epoch=50) == pytest.approx(0.6)
+
+
+def test_cosine_lr_runs_from_one_to_lr_final():
+    cfg = OptimConfig(lr=0.01, lr_schedule="cosine", lr_final=0.1)
+    factors = [lr_factor(cfg, step=s, total_steps=11) for s in range(11)]
+    assert factors[0] == pytest.approx(1.0) and factors[-1] == pytest.approx(0.1)
+    assert factors[5] == pytest.approx(0.55)  # halfway: the mean of both ends
+    assert all(a > b for a, b in zip(factors, factors[1:]))
+    assert lr_factor(OptimConfig(), step=7, total_steps=11) == 1.0
