@@ -26,6 +26,9 @@ def test_defaults_are_documented_everywhere():
         ({}, ["train.epochs=zero"], "key train.epochs"),
         ({}, ["trian.epochs=3"], "did you mean 'train'?"),
         ({}, ["noequals"], "expected KEY=VALUE"),
+        ({}, ["optim.clip_norm=.inf"], "key optim.clip_norm: Input should be a finite number"),
+        ({"kl": {"beta_max": float("nan")}}, [], "key kl.beta_max: Input should be a finite number"),
+        ({}, ["optim.lr_schedule=step"], "key optim.lr_schedule: Input should be 'constant' or 'cosine'"),
     ],
 )
 def test_errors_are_one_line_with_key_path(raw, overrides, expected):
