@@ -75,12 +75,18 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
     return spec, storage
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Ctrl-C must close the study cleanly even when we were started with SIGINT ignored (a background job of a
     # non-interactive shell inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler)
+    # SIGTERM (kill, a scheduler's stop, a closing terminal session) is handled as Ctrl-C is
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _terminated)
     tracking.hide_secrets(args.storage, args.tracking_uri)  # from here on, no password is printed or logged
     try:
         spec, storage = validate(args)
@@ -174,6 +180,7 @@ def run_workers(*, job: worker.Job, n_workers: int, board: Board) -> int:
         except KeyboardInterrupt:
             interrupted = True
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the workers finish recording
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             board.say("interrupted: the workers record their current trial as failed, then stop")
             for process in processes:
                 if process.is_alive():

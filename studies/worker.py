@@ -89,7 +89,7 @@ def main(job: Job, conn: Connection) -> None:
     tracking.hide_secrets(job.storage, job.study_run.tracking_uri)
     _die_with_parent()
     _interrupt.update(requested=False, training=False)
-    previous = signal.signal(signal.SIGINT, _interrupt_once)
+    previous = {sig: signal.signal(sig, _interrupt_once) for sig in (signal.SIGINT, signal.SIGTERM)}
     torch.set_num_threads(job.spec.base.train.num_threads)
     storage = open_storage(job.storage, heartbeat=job.spec.settings.heartbeat if is_rdb(job.storage) else None,
                            on_stale=partial(tracking.fail_runs, job.study_run))
@@ -111,7 +111,8 @@ def main(job: Job, conn: Connection) -> None:
         pass
     finally:
         conn.close()
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 _interrupt = {"requested": False, "training": False}
@@ -119,9 +120,11 @@ _interrupt = {"requested": False, "training": False}
 
 
 def _interrupt_once(signum: int, frame: object) -> None:
-    """First Ctrl-C: stop training at once (KeyboardInterrupt inside ``fit``); during a claim or while a trial is
-    being recorded, stop once that is done, so no trial is left RUNNING half-recorded. Later ones are ignored."""
+    """First Ctrl-C or SIGTERM: stop training at once (KeyboardInterrupt inside ``fit``); during a claim or while a
+    trial is being recorded, stop once that is done, so no trial is left RUNNING half-recorded. Later ones are
+    ignored."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _interrupt["requested"] = True
     if _interrupt["training"]:
         raise KeyboardInterrupt

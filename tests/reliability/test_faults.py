@@ -178,15 +178,20 @@ def test_sigkill_of_the_main_process_mid_trial_then_rerun(tmp_path: Path, ledger
     check_resumed(tmp_path, "killmain", before=before, killed=killed, ledger=ledger, run_status="FAILED")
 
 
-@pytest.mark.fault("SIGINT (Ctrl-C) to the main process mid-trial")
-def test_sigint_closes_the_running_trials_and_says_how_to_resume(tmp_path: Path, ledger,
-                                                                  mlflow_template: Path) -> None:
+@pytest.mark.parametrize("how", [
+    pytest.param("sigint", marks=pytest.mark.fault("SIGINT (Ctrl-C) to the main process mid-trial")),
+    pytest.param("sigterm", marks=pytest.mark.fault("SIGTERM to the whole process group mid-trial"))])
+def test_interrupt_closes_the_running_trials_and_says_how_to_resume(tmp_path: Path, ledger, mlflow_template: Path,
+                                                                     how: str) -> None:
     spec = write_spec(tmp_path, "interrupt", epochs=12, seeds=[0, 1], workers=2)
     shutil.copy(mlflow_template, tmp_path / "mlflow.db")
     study = LiveStudy(tmp_path, str(spec))
     try:
         started = study.wait_mid_trial()
-        os.kill(study.proc.pid, signal.SIGINT)  # to the main process only, which passes it on to its workers
+        if how == "sigint":
+            os.kill(study.proc.pid, signal.SIGINT)  # to the main process only, which passes it on to its workers
+        else:
+            os.killpg(study.proc.pid, signal.SIGTERM)  # as `kill -- -PGID` or a job scheduler stops a job
         code, out, err = study.finish(timeout=60)
     finally:
         study.kill_group()
