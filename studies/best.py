@@ -11,7 +11,7 @@ from typing import Any
 from studies.labels import config_label, fmt_value, objective_label
 from studies.results import ReportError, aggregate, load_study, open_client, param_types, varied_params
 from studies.tables import mean_std, rate
-from studies.tracking import DEFAULT_TRACKING_URI
+from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets
 
 WHOLE = ("best/active_units", "best/kl")
 """Figures printed with one decimal."""
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
     parser.add_argument("--all", action="store_true", help="print every config field, not only the searched ones")
     args = parser.parse_args(argv)
+    hide_secrets(args.tracking_uri)
     try:
         best = find_best(tracking_uri=args.tracking_uri, study=args.study)
     except ReportError as exc:

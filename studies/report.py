@@ -24,7 +24,7 @@ from studies import figures, tables
 from studies.labels import config_label, objective_label, pow10
 from studies.results import (AGGREGATED, ReportError, StudyRuns, aggregate, collapse_cells, explosion_cells,
                              load_curves, load_study, open_client, varied_params)
-from studies.tracking import DEFAULT_TRACKING_URI, redact
+from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets, redact
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", help="Optuna storage for parameter importance: RDB URL or journal file "
                                           "(default: mlruns/optuna/<study>.journal when it exists)")
     args = parser.parse_args(argv)
+    hide_secrets(args.storage, args.tracking_uri)
     try:
         out = build_report(study=args.study, tracking_uri=args.tracking_uri,
                            out=args.out or Path("reports") / args.study, storage=args.storage)

@@ -25,9 +25,9 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from pydantic import BaseModel
 
-from cvae.config import ExperimentConfig, flatten
+from cvae.config import ConfigError, ExperimentConfig, flatten
 from studies.labels import MAX_LEVELS, kl_labels, levels
-from studies.tracking import ROLE_FILTER, redact
+from studies.tracking import ROLE_FILTER, probe_tracking_store, redact
 
 FIGURES: tuple[str, ...] = (
     "best/bleu4", "best/gaussian", "best/heldout_bleu4", "best/active_units", "best/kl", "best/mutual_info",
@@ -67,6 +67,10 @@ def open_client(*, tracking_uri: str) -> MlflowClient:
         path = Path(tracking_uri.removeprefix("sqlite:///"))
         if not path.is_file():
             raise ReportError(f"no MLflow store at {path} (run a study first, or pass --tracking-uri)")
+    try:
+        probe_tracking_store(tracking_uri, write=False)  # an unreachable server: one line now, not minutes of retries
+    except ConfigError as exc:
+        raise ReportError(str(exc)) from None
     return MlflowClient(tracking_uri)
 
 

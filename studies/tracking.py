@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import sqlalchemy
+import sqlalchemy.exc
+import sqlalchemy.pool
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
@@ -143,19 +146,38 @@ def check_tracking_uri(uri: str) -> None:
             raise ConfigError(f"--tracking-uri {redact(uri)}: folder {folder} does not exist")
 
 
-def probe_tracking_store(uri: str) -> None:
-    """Reach the store before a study makes anything: an HTTP server that does not answer, or a SQLite database
-    (or its folder, when it is still to be made) that cannot be written, is a one-line ConfigError. Changes
-    nothing. (MLflow itself retries an unreachable store for minutes, and only once the study has started.)"""
+SERVER_DATABASES = ("postgresql", "mysql", "mssql")
+"""Tracking-URI schemes of database servers (MLflow's SQLAlchemy stores other than SQLite)."""
+
+
+def _connect(uri: str, scheme: str) -> None:
+    """Open and close one connection to a database-server URI (10 s connect timeout where the driver has one)."""
+    connect_args = {"connect_timeout": 10} if scheme in ("postgresql", "mysql") else {}
+    engine = sqlalchemy.create_engine(uri, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+def probe_tracking_store(uri: str, *, write: bool = True) -> None:
+    """Reach the store before a study makes anything: an HTTP server or a database server (PostgreSQL, MySQL,
+    SQL Server) that does not answer, or a SQLite database (or its folder, when it is still to be made) that cannot
+    be written, is a one-line ConfigError. Changes nothing. (MLflow itself retries an unreachable store for
+    minutes, and only once the study has started.) ``write=False`` (readers: report, best, use) only checks that
+    a server answers."""
     scheme = uri.split("://", 1)[0].split("+", 1)[0]
     try:
+        if scheme in SERVER_DATABASES:
+            _connect(uri, scheme)
         if scheme in ("http", "https"):
             try:
                 base, auth = _without_userinfo(uri.rstrip("/"))
                 urllib.request.urlopen(urllib.request.Request(f"{base}/health", headers=auth), timeout=10).close()
             except urllib.error.HTTPError:
                 pass  # it answers, so it is reachable (a proxy or auth may refuse /health itself)
-        elif scheme == "sqlite":
+        elif scheme == "sqlite" and write:
             path = Path(uri.removeprefix("sqlite:///"))
             if not path.exists():
                 tempfile.TemporaryFile(dir=path.parent).close()
@@ -164,9 +186,11 @@ def probe_tracking_store(uri: str) -> None:
                     db.execute("BEGIN IMMEDIATE")
                     db.execute("CREATE TABLE cvae_write_probe (x)")  # rolled back: only proves it can write
                     db.execute("ROLLBACK")
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, sqlalchemy.exc.SQLAlchemyError) as exc:
+        exc = getattr(exc, "orig", None) or exc  # the driver's own error says what went wrong
         reason = " ".join(str(getattr(exc, "reason", None) or exc).split())[:200]
-        what = "cannot reach the MLflow server" if scheme.startswith("http") else "cannot write the MLflow store"
+        what = ("cannot reach the MLflow server" if scheme.startswith("http") else
+                "cannot reach the MLflow database" if scheme in SERVER_DATABASES else "cannot write the MLflow store")
         raise ConfigError(f"--tracking-uri {redact(uri)}: {what} ({type(exc).__name__}: {reason})") from None
 
 

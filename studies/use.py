@@ -28,7 +28,7 @@ from cvae.model import CVAE
 from cvae.train import convert
 from studies.best import find_best
 from studies.results import ReportError, open_client
-from studies.tracking import DEFAULT_TRACKING_URI
+from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets
 
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 EMPTY = "-"
@@ -107,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    hide_secrets(args.tracking_uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr to one line
     try:
         if args.command == "convert":

@@ -288,3 +288,19 @@ raise SystemExit(tracking.redact({url!r}))
     assert SECRET not in output, output
     assert "user:***@host/db?password=***" in output and "RuntimeError: password ***" in output
     assert output.count("***") >= 6
+
+
+@pytest.mark.parametrize("command", [["studies.run", "smoke.yaml", "--no-report"], ["studies.best", "smoke"],
+                                     ["studies.report", "smoke"]])
+def test_unreachable_tracking_database_is_one_line_at_once(tmp_path: Path, command: list[str]) -> None:
+    """A PostgreSQL tracking store that does not answer: exit 2 with one line, without the password, before
+    anything is made (MLflow alone would retry for minutes and end in a traceback)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    unreachable = f"postgresql://postgres:{SECRET}@127.0.0.1:1/nothing"
+    proc = subprocess.run([sys.executable, "-m", *command, "--tracking-uri", unreachable], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "postgres:***@127.0.0.1:1/nothing: cannot reach the MLflow database" in lines[0]
+    assert SECRET not in proc.stdout + proc.stderr
+    assert not any(tmp_path.iterdir())  # no journal, no mlruns, no report folder
