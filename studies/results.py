@@ -218,17 +218,22 @@ def varied_params(trials: pd.DataFrame) -> list[str]:
 
 
 def objective_score(trials: pd.DataFrame, *, objective: str) -> pd.Series:
-    """Per-trial value of the study's objective from its `best/*` figures (NaN without a checkpoint).
+    """Per-trial value of the study's objective (NaN without a checkpoint), from the chosen checkpoint's
+    checkpoint-choice figures `best/select_*`, as Optuna's trial values are: configurations are ranked on
+    validation figures, never on the reported test figures `best/bleu4`, `best/gaussian`.
 
-    `a+b` sums `best/a` and `best/b`; `min_of_both` is min(BLEU-4, Gaussian); a Pareto study ranks by the sum.
+    `a+b` sums the two; `min_of_both` is min(BLEU-4, Gaussian); a Pareto study ranks by the sum.
     """
+    def column(part: str) -> pd.Series:
+        name = f"best/select_{part}"
+        return trials[name] if name in trials else pd.Series(np.nan, index=trials.index)
+
     if objective == "min_of_both":
-        return trials[["best/bleu4", "best/gaussian"]].min(axis=1, skipna=False)
+        return pd.concat([column("bleu4"), column("gaussian")], axis=1).min(axis=1, skipna=False)
     parts = ("bleu4", "gaussian") if objective == "pareto" else [p.strip() for p in objective.split("+")]
     total = pd.Series(0.0, index=trials.index)
     for part in parts:
-        column = f"best/{part}"
-        total = total + (trials[column] if column in trials else np.nan)
+        total = total + column(part)
     return total
 
 

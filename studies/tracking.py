@@ -311,6 +311,8 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
             metrics["best/epoch"] = float(result.best_epoch)
             metrics.update({f"best/{k}": float(result.metrics[f"val/{k}"]) for k in BEST_KEYS
                             if f"val/{k}" in result.metrics})
+            metrics.update({f"best/select_{k}": float(result.metrics[f"select/{k}"]) for k in ("bleu4", "gaussian")
+                            if f"select/{k}" in result.metrics})
         if result.status == "diverged":
             tags.update({"cvae.diverged_step": str(result.diverged_step),
                          "cvae.divergence_cause": str(result.divergence_cause)})
