@@ -179,8 +179,8 @@ def run_workers(*, job: worker.Job, n_workers: int, board: Board) -> int:
             _pump(pipes, board)
         except KeyboardInterrupt:
             interrupted = True
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the workers finish recording
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, worker.ignore_signal)  # let the workers finish recording
+            signal.signal(signal.SIGTERM, worker.ignore_signal)
             board.say("interrupted: the workers record their current trial as failed, then stop")
             for process in processes:
                 if process.is_alive():

@@ -119,12 +119,18 @@ _interrupt = {"requested": False, "training": False}
 """Ctrl-C state of this worker: asked to stop; inside ``fit`` (the only place an interrupt may land)."""
 
 
+def ignore_signal(signum: int, frame: object) -> None:
+    """A handler that does nothing (see ``_interrupt_once``)."""
+
+
 def _interrupt_once(signum: int, frame: object) -> None:
     """First Ctrl-C or SIGTERM: stop training at once (KeyboardInterrupt inside ``fit``); during a claim or while a
     trial is being recorded, stop once that is done, so no trial is left RUNNING half-recorded. Later ones are
     ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # later signals go to a Python no-op, not SIG_IGN: a SIGTERM already pending behind this SIGINT (both arrive
+    # when the process group is sent SIGTERM) would otherwise end in "Signal 15 ignored due to race condition"
+    signal.signal(signal.SIGINT, ignore_signal)
+    signal.signal(signal.SIGTERM, ignore_signal)
     _interrupt["requested"] = True
     if _interrupt["training"]:
         raise KeyboardInterrupt
