@@ -24,7 +24,7 @@ from cvae.config import ExperimentConfig
 from studies.tracking import BEST_KEYS
 
 STEP_KEYS: tuple[str, ...] = (
-    "train/loss", "train/recon", "train/kl", "train/kl_weight", "train/tf_ratio", "train/grad_norm_mean",
+    "train/loss", "train/recon", "train/kl", "train/kl_weight", "train/tf_ratio", "train/lr", "train/grad_norm_mean",
     "train/grad_norm_max", "train/grad_norm_encoder_mean", "train/grad_norm_encoder_max",
     "train/grad_norm_decoder_mean", "train/grad_norm_decoder_max", "train/words_per_s", "train/epoch_time_s",
     "val/bleu4", "val/heldout_bleu4", "val/gaussian", "val/kl", "val/active_units", "val/mutual_info",
@@ -77,6 +77,7 @@ def _curves(status: str, params: dict[str, Any], epochs: int, rng: random.Random
             "val/active_units": round(au), "val/mutual_info": mi, "train/kl": kl,
             "train/grad_norm_max": grad * (1 + noise(0.2)), "train/grad_norm_mean": grad / 3,
             "train/loss": 20.0 / e, "train/recon": 18.0 / e, "train/kl_weight": min(1.0, e / 4), "train/tf_ratio": 1.0,
+            "train/lr": params["optim.lr"],
             "train/words_per_s": 800.0 + noise(50), "train/epoch_time_s": 6.0 + noise(0.5),
         }
         for module in ("encoder", "decoder"):
