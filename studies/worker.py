@@ -81,6 +81,9 @@ def quiet_logs() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow logs a traceback at ERROR for every SQLite "database is locked" it then retries itself (two workers
+    # recording at the same moment); an error that survives its retries reaches our code as an exception
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def main(job: Job, conn: Connection) -> None:
