@@ -124,11 +124,17 @@ def check_resumed(folder: Path, name: str, *, before: dict, killed: list[int], l
             assert run.info.status == run_status and run.data.tags["optuna.state"] == "FAIL"
 
 
+def start_two_worker_study(tmp_path: Path, name: str, mlflow_template: Path) -> tuple[Path, LiveStudy]:
+    """A 2-worker study of 4 trials of 12 epochs, long enough to be hit mid-trial, started in ``tmp_path`` on a
+    copy of the prepared MLflow store: (its spec, the running study)."""
+    spec = write_spec(tmp_path, name, epochs=12, seeds=[0, 1], workers=2)
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
+    return spec, LiveStudy(tmp_path, str(spec))
+
+
 @pytest.mark.fault("SIGKILL of a worker mid-trial")
 def test_sigkill_of_a_worker_mid_trial_then_rerun(tmp_path: Path, ledger, mlflow_template: Path) -> None:
-    spec = write_spec(tmp_path, "killworker", epochs=12, seeds=[0, 1], workers=2)
-    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
-    study = LiveStudy(tmp_path, str(spec))
+    spec, study = start_two_worker_study(tmp_path, "killworker", mlflow_template)
     try:
         study.expect(r"trial \d+ COMPLETE")  # a finished trial that must survive
         started = study.expect(r"trial (\d+) started \S+ worker \d+ \(pid (\d+)\)")
@@ -152,9 +158,7 @@ def test_sigkill_of_a_worker_mid_trial_then_rerun(tmp_path: Path, ledger, mlflow
 
 @pytest.mark.fault("SIGKILL of the main process mid-trial (its workers must not live on)")
 def test_sigkill_of_the_main_process_mid_trial_then_rerun(tmp_path: Path, ledger, mlflow_template: Path) -> None:
-    spec = write_spec(tmp_path, "killmain", epochs=12, seeds=[0, 1], workers=2)
-    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
-    study = LiveStudy(tmp_path, str(spec))
+    spec, study = start_two_worker_study(tmp_path, "killmain", mlflow_template)
     try:
         started = study.wait_mid_trial()
         workers = [pid for pid in study.group() if pid != study.proc.pid]
@@ -183,9 +187,7 @@ def test_sigkill_of_the_main_process_mid_trial_then_rerun(tmp_path: Path, ledger
     pytest.param("sigterm", marks=pytest.mark.fault("SIGTERM to the whole process group mid-trial"))])
 def test_interrupt_closes_the_running_trials_and_says_how_to_resume(tmp_path: Path, ledger, mlflow_template: Path,
                                                                      how: str) -> None:
-    spec = write_spec(tmp_path, "interrupt", epochs=12, seeds=[0, 1], workers=2)
-    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
-    study = LiveStudy(tmp_path, str(spec))
+    _, study = start_two_worker_study(tmp_path, "interrupt", mlflow_template)
     try:
         started = study.wait_mid_trial()
         if how == "sigint":
