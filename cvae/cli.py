@@ -13,8 +13,8 @@ from rich.table import Table
 from cvae.checkpoint import save_checkpoint
 from cvae.config import ConfigError, load_config
 from cvae.data import DataError
-from cvae.metrics import latent_status
-from cvae.train import Data, EpochRecord, fit
+from cvae.scoring import run_status
+from cvae.train import TRACE_KEYS, Data, EpochRecord, TrainResult, fit
 
 SHOWN = ("train/loss", "train/kl", "train/grad_norm_max", "val/bleu4", "val/gaussian", "val/active_units")
 
@@ -30,6 +30,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _figures(metrics: dict[str, float]) -> str:
     return "  ".join(f"{key.split('/')[1]}={metrics[key]:.3g}" for key in SHOWN if key in metrics)
+
+
+TRACE_ROWS = 12
+"""Steps of a diverged run's trace printed: the last ones before the non-finite step, and the first."""
+
+
+def explain_divergence(out: Console, result: TrainResult) -> None:
+    """Why a run diverged: the step, the cause, the first non-finite tensor and the per-step trace up to it."""
+    out.print(f"[red]diverged[/] at step {result.diverged_step}: {result.divergence_cause}")
+    if result.nonfinite:
+        out.print(f"first non-finite tensor: {result.nonfinite}")
+    trace = result.trace
+    if not trace:
+        return
+    table = Table(title="the steps before it (pre-clip gradient norms; loss and KL of the batch)")
+    table.add_column("step", justify="right")
+    for key in TRACE_KEYS:
+        table.add_column(key.replace("_", " "), justify="right")
+    shown = trace if len(trace) <= TRACE_ROWS else [trace[0], *trace[-(TRACE_ROWS - 1):]]
+    for i, point in enumerate(shown):
+        if i == 1 and len(trace) > TRACE_ROWS:
+            table.add_row("…", *["" for _ in TRACE_KEYS])
+        table.add_row(str(int(point["step"])), *[f"{point[k]:.3g}" if k in point else "" for k in TRACE_KEYS])
+    out.print(table)
+    out.print("Clipping the gradients (optim.clip_norm) or a lower learning rate (optim.lr) usually prevents it.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         result = fit(config, callbacks=[on_epoch], data=data, progress=on_step)
     out = Console()
     if result.status == "diverged":
-        out.print(f"[red]diverged[/] at step {result.diverged_step}: {result.divergence_cause}")
+        explain_divergence(out, result)
+    elif result.stopped_epoch is not None:
+        out.print(f"[yellow]stopped at epoch {result.stopped_epoch}[/]: the posterior {result.status} "
+                  f"(train.collapse_patience={config.train.collapse_patience} evaluated epochs in a row)")
     if result.best_epoch is None:
-        out.print("no checkpoint was evaluated")
+        out.print("no checkpoint was evaluated (the run stopped before its first evaluation)")
         return 0
     table = Table(title=f"{config.name}: checkpoint of epoch {result.best_epoch} (criterion {config.train.select})")
     table.add_column("figure")
@@ -67,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in result.metrics.items():
         if key.startswith("val/"):
             table.add_row(key, f"{value:.4f}")
-    table.add_row("latent status", latent_status(result.metrics))
-    table.add_row("status", result.status)
+    table.add_row("status", run_status(status=result.status, metrics=result.metrics))
     table.add_row("wall time (s)", f"{result.wall_time_s:.1f}")
     out.print(table)
     out.print("BLEU-4 is greedy decoding from the encoder's mean; the Gaussian score decodes 100 prior draws.")

@@ -67,6 +67,10 @@ class ModelConfig(_Section):
     z_every_step: bool = False
     """Feed (z, tense) to the decoder at every character step (concatenated to the character embedding), not only
     through its initial state: the decoder cannot drift away from the latent as the word gets longer."""
+    mu_bn: float | None = Field(default=None, gt=0.0)
+    """BN-VAE (Zhu et al. 2020): batch-normalise the posterior mean per dimension with this fixed scale (a
+    learnt shift); every dimension then keeps a KL of at least about scale^2 / 2 nats, so it cannot collapse,
+    and the means' spread stays near the prior's. null: no normalisation."""
     max_length: int = Field(default=25, ge=1)
     """Longest word greedy decoding may emit (characters, EOS excluded)."""
 
@@ -142,8 +146,14 @@ class TrainConfig(_Section):
     select: Literal["bleu4", "gaussian", "bleu4+gaussian", "min_of_both", "last"] = "bleu4+gaussian"
     """Checkpoint criterion: the evaluated epoch maximising this figure is the reported checkpoint. It is
     measured on the validation figures (`select/bleu4` on `data.val_pairs` conversions of train verbs,
-    `select/gaussian` on noise drawn apart from the reported score's), never on the reported test figures;
-    with `data.val_pairs: 0` the test figures themselves are used, as the lab did."""
+    `select/gaussian`: distinct training rows hit per draw, on noise drawn apart from the reported score's), never
+    on the reported test figures; with `data.val_pairs: 0` the test figures themselves are used, as the lab did.
+    An epoch whose posterior collapsed or overflowed is chosen only when no healthy epoch exists
+    (`cvae.scoring`)."""
+    collapse_patience: int | None = Field(default=None, ge=1)
+    """Collapse detector: stop the run (status `collapsed`) after this many consecutive evaluated epochs past the
+    KL warm-up with KL < 0.1 nats or no active unit, or (status `unstable`) with an overflowing latent; null
+    trains on. Studies turn it on (3) unless their spec says otherwise."""
     eval_every: int = Field(default=1, ge=1)
     """Evaluate (BLEU-4, Gaussian score, latent diagnostics) every N epochs and at the last epoch."""
     gaussian_samples: int = Field(default=100, ge=1)

@@ -93,24 +93,3 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, *, seed: int = 0)
         - 0.5 * (dims * math.log(2 * math.pi) + logvar.sum(dim=1).unsqueeze(0))  # (N, N)
     log_qz = torch.logsumexp(log_density, dim=1) - math.log(n)  # (N,)
     return float(neg_entropy - log_qz.mean())
-
-
-COLLAPSE_KL = 0.1
-"""Below this KL (nats, summed over dimensions) the posterior has collapsed onto the prior."""
-PRIOR_HOLE_KL = 5.0
-"""Above this KL with a Gaussian score under PRIOR_HOLE_GAUSSIAN and good reconstruction: a prior hole."""
-PRIOR_HOLE_GAUSSIAN = 0.02
-PRIOR_HOLE_BLEU = 0.5
-
-
-def latent_status(metrics: dict[str, float]) -> str:
-    """`collapsed` (AU = 0 or KL < 0.1), `prior_hole` (KL large, Gaussian ~ 0, BLEU-4 good) or `ok`."""
-    kl, au = metrics.get("val/kl"), metrics.get("val/active_units")
-    if kl is None or au is None:
-        return "ok"
-    if au == 0 or kl < COLLAPSE_KL:
-        return "collapsed"
-    if (kl > PRIOR_HOLE_KL and metrics.get("val/gaussian", 1.0) <= PRIOR_HOLE_GAUSSIAN
-            and metrics.get("val/bleu4", 0.0) >= PRIOR_HOLE_BLEU):
-        return "prior_hole"
-    return "ok"

@@ -28,6 +28,11 @@ class Encoder(nn.Module):
         self.rnn = _rnn(cfg.rnn, cfg.embed_size, cfg.hidden_size)
         self.to_mu = nn.Linear(cfg.hidden_size, cfg.latent_size)
         self.to_logvar = nn.Linear(cfg.hidden_size, cfg.latent_size)
+        self.mu_bn = None
+        if cfg.mu_bn is not None:  # BN-VAE: fixed scale, learnt shift
+            self.mu_bn = nn.BatchNorm1d(cfg.latent_size)
+            self.mu_bn.weight.data.fill_(cfg.mu_bn)
+            self.mu_bn.weight.requires_grad_(False)
 
     def forward(self, chars: torch.Tensor, lengths: torch.Tensor, cond: torch.Tensor):
         batch = chars.shape[0]
@@ -38,7 +43,10 @@ class Encoder(nn.Module):
         packed = pack_padded_sequence(self.embed(chars), lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, final = self.rnn(packed, state)
         h = (final[0] if self.cfg.rnn == "lstm" else final).squeeze(0)  # (B, H)
-        return self.to_mu(h), self.to_logvar(h)  # (B, L), (B, L)
+        mu = self.to_mu(h)  # (B, L)
+        if self.mu_bn is not None:
+            mu = self.mu_bn(mu)
+        return mu, self.to_logvar(h)  # (B, L), (B, L)
 
 
 class Decoder(nn.Module):

@@ -40,3 +40,13 @@ def lr_factor(cfg: OptimConfig, *, step: int, total_steps: int) -> float:
         return 1.0
     progress = min(1.0, step / (total_steps - 1))
     return cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def kl_warmup_epochs(cfg: KLConfig, *, epochs: int, steps_per_epoch: int) -> float:
+    """Epochs until the KL weight first reaches ``beta_max``: 0 for `constant`, the ramp for `monotonic`, the first
+    cycle's ramp for `cyclical`. The collapse detector only looks at epochs after it."""
+    if cfg.schedule == "constant":
+        return 0.0
+    if cfg.schedule == "monotonic":
+        return cfg.ramp if cfg.unit == "epoch" else cfg.ramp / steps_per_epoch
+    return epochs / cfg.cycles * cfg.ratio

@@ -6,6 +6,7 @@ and the cause. Every ``eval_every`` epochs the callbacks get an EpochRecord with
 
 from __future__ import annotations
 
+import collections
 import copy
 import math
 import random
@@ -24,7 +25,8 @@ from cvae.data import (PAD, TENSES, Pair, make_batch, read_pairs, read_train, tr
 from cvae.metrics import (active_units, gaussian_generations, gaussian_score, gaussian_unique, kl_per_dim,
                           mean_bleu4, mutual_information)
 from cvae.model import CVAE
-from cvae.schedules import kl_weight, lr_factor, teacher_forcing_ratio
+from cvae.schedules import kl_warmup_epochs, kl_weight, lr_factor, teacher_forcing_ratio
+from cvae.scoring import SELECT_BLEU, SELECT_GAUSSIAN, checkpoint_values, epoch_health
 
 MI_BATCH = 512
 """Words (a fixed, seeded subset) on which mutual information is estimated."""
@@ -32,6 +34,13 @@ N_SAMPLES = 20
 """Gaussian generations kept in a result's samples."""
 BUCKET_POOL = 32
 """With bucketing, each run of this many batches' worth of shuffled words is sorted by length before batching."""
+TRACE_HEAD = 200
+"""Optimizer steps at the start of every run whose per-step figures are kept (the explosion plot's clipped twin)."""
+TRACE_TAIL = 5000
+"""Latest optimizer steps kept for a run that diverges: its trace up to the non-finite step (from the start when
+it diverged within TRACE_HEAD + TRACE_TAIL steps)."""
+TRACE_KEYS = ("loss", "kl", "grad_norm", "grad_norm_encoder", "grad_norm_decoder", "logvar_absmax")
+"""Per-step figures of a trace: loss and KL of the batch, pre-clip gradient norms, largest |log-variance|."""
 
 
 @dataclass
@@ -54,7 +63,7 @@ Progress = Callable[[int, int, int], None]
 class TrainResult:
     """Outcome of one run; ``metrics`` are the figures of the chosen checkpoint (``best_epoch``)."""
 
-    status: str  # "ok" | "diverged" | "stopped"
+    status: str  # "ok" | "diverged" | "stopped" (a callback) | "collapsed" | "unstable" (the detector)
     config: ExperimentConfig
     best_epoch: int | None
     metrics: dict[str, float]
@@ -67,6 +76,9 @@ class TrainResult:
     divergence_cause: str | None = None
     grad_norm_max: float | None = None  # largest finite pre-clip global grad norm of the run, every step counted
     epochs_done: int = 0  # epochs trained to the end (a diverged epoch does not count)
+    stopped_epoch: int | None = None  # the epoch at which the collapse detector stopped the run
+    trace: list[dict[str, float]] = field(default_factory=list)  # per-step figures (TRACE_KEYS and "step")
+    nonfinite: str | None = None  # the first tensor found non-finite in a diverged run
 
 
 @dataclass
@@ -94,9 +106,17 @@ class Data:
 
 
 class _Diverged(Exception):
-    def __init__(self, step: int, cause: str) -> None:
+    def __init__(self, step: int, cause: str, tensor: str | None = None) -> None:
         super().__init__(cause)
-        self.step, self.cause = step, cause
+        self.step, self.cause, self.tensor = step, cause, tensor
+
+
+def _first_nonfinite(named: Sequence[tuple[str, torch.Tensor | None]]) -> str | None:
+    """Name of the first tensor of ``named`` holding a non-finite value (None if all are finite)."""
+    for name, tensor in named:
+        if tensor is not None and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
 
 
 def make_optimizer(config: ExperimentConfig, params) -> torch.optim.Optimizer:
@@ -119,9 +139,27 @@ def convert(model: CVAE, pairs: Sequence[Pair]) -> list[str]:
     return model.generate(mu, torch.tensor([p.tgt for p in pairs]))
 
 
+@dataclass
+class Terms:
+    """One batch's loss and what it is made of (reconstruction and KL per word, summed over chars/dims)."""
+
+    loss: torch.Tensor
+    recon: torch.Tensor
+    kl: torch.Tensor
+    mu: torch.Tensor  # (B, L)
+    logvar: torch.Tensor  # (B, L)
+    logits: torch.Tensor  # (B, T+1, V)
+
+    def first_nonfinite(self) -> str | None:
+        """The first of the forward pass's tensors, in computation order, holding a non-finite value."""
+        return _first_nonfinite([("encoder mean", self.mu), ("encoder log-variance", self.logvar),
+                                 ("decoder logits", self.logits), ("reconstruction loss", self.recon),
+                                 ("KL", self.kl), ("loss", self.loss)])
+
+
 def loss_terms(model: CVAE, chars, lengths, targets, tense, target_tense, *, teacher_forcing: bool, beta: float,
-               free_bits: float):
-    """(loss, reconstruction, KL) for one batch; reconstruction and KL are per word, summed over chars/dims."""
+               free_bits: float) -> Terms:
+    """The loss of one batch: reconstruction + beta * KL (each dimension's KL floored at ``free_bits``)."""
     logits, mu, logvar = model(chars, lengths, targets, tense, target_tense=target_tense,
                                teacher_forcing=teacher_forcing)  # (B, T+1, V), (B, L)
     recon = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
@@ -129,7 +167,7 @@ def loss_terms(model: CVAE, chars, lengths, targets, tense, target_tense, *, tea
     kl_dims = kl_per_dim(mu, logvar)  # (L,)
     kl = kl_dims.sum()
     kl_term = kl_dims.clamp(min=free_bits).sum() if free_bits > 0 else kl
-    return recon + beta * kl_term, recon, kl
+    return Terms(loss=recon + beta * kl_term, recon=recon, kl=kl, mu=mu, logvar=logvar, logits=logits)
 
 
 def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
@@ -151,6 +189,8 @@ class Trainer:
         self.chars, self.lengths, self.targets = whole.chars, whole.lengths, whole.targets
         self.step = 0
         self.grad_norm_max: float | None = None
+        self.trace_head: list[dict[str, float]] = []
+        self.trace_tail: collections.deque[dict[str, float]] = collections.deque(maxlen=TRACE_TAIL)
         gen = torch.Generator().manual_seed(config.train.eval_seed)
         self.mi_index = torch.randperm(len(data.words), generator=gen)[:MI_BATCH]
 
@@ -195,20 +235,33 @@ class Trainer:
             forced = bool(torch.rand(()) < tf)  # teacher forcing is decided once per step, as in the seed
             target_idx = self.target_indices(idx)
             target_width = int(self.lengths[target_idx].max()) + 1
-            loss, recon, kl = loss_terms(self.model, self.chars[idx, :width], lengths,
-                                         self.targets[target_idx, :target_width], self.data.tenses[idx],
-                                         self.data.tenses[target_idx], teacher_forcing=forced, beta=beta,
-                                         free_bits=cfg.kl.free_bits)
+            terms = loss_terms(self.model, self.chars[idx, :width], lengths,
+                               self.targets[target_idx, :target_width], self.data.tenses[idx],
+                               self.data.tenses[target_idx], teacher_forcing=forced, beta=beta,
+                               free_bits=cfg.kl.free_bits)
+            loss, recon, kl = terms.loss, terms.recon, terms.kl
             self.step += 1
+            point = {"step": float(self.step), "loss": float(loss.detach()), "kl": float(kl.detach()),
+                     "logvar_absmax": float(terms.logvar.detach().abs().max())}
             if not torch.isfinite(loss):
-                raise _Diverged(self.step, f"non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}")
+                self._keep(point)
+                raise _Diverged(self.step, f"non-finite loss ({point['loss']}) at epoch {epoch + 1}",
+                                terms.first_nonfinite())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             module_norms = {name: _grad_norm(group) for name, group in self.groups.items()}
             total = torch.linalg.vector_norm(torch.stack(list(module_norms.values())))
+            point.update(grad_norm=float(total), **{f"grad_norm_{k}": float(v) for k, v in module_norms.items()})
+            self._keep(point)
             if not torch.isfinite(total):
                 bad = [name for name, v in module_norms.items() if not torch.isfinite(v)]
-                raise _Diverged(self.step, f"non-finite gradient in {'+'.join(bad)} at epoch {epoch + 1}")
+                named = [(name, p.grad) for name, p in self.model.named_parameters() if p.grad is not None]
+                tensor = _first_nonfinite([(f"gradient of {name}", grad) for name, grad in named])
+                if tensor is None:  # every gradient finite, but their squares overflowed the norm
+                    name, grad = max(named, key=lambda item: float(item[1].abs().max()))
+                    tensor = (f"none (the norm overflowed); largest gradient: {name}, "
+                              f"|g| up to {float(grad.abs().max()):.3g}")
+                raise _Diverged(self.step, f"non-finite gradient in {'+'.join(bad)} at epoch {epoch + 1}", tensor)
             if cfg.optim.clip_norm is not None:
                 torch.nn.utils.clip_grads_with_norm_(self.params, cfg.optim.clip_norm, total)
             factor = lr_factor(cfg.optim, step=self.step - 1, total_steps=cfg.train.epochs * self.steps_per_epoch)
@@ -239,17 +292,25 @@ class Trainer:
         record["train/epoch_time_s"] = elapsed
         return record
 
+    def _keep(self, point: dict[str, float]) -> None:
+        """Keep one step's figures: the first TRACE_HEAD steps always, the latest TRACE_TAIL for a divergence."""
+        (self.trace_head if len(self.trace_head) < TRACE_HEAD else self.trace_tail).append(point)
+
+    def trace(self, *, diverged: bool) -> list[dict[str, float]]:
+        """Per-step figures: the run's first steps, and for a diverged run every kept step up to the last."""
+        return [*self.trace_head, *self.trace_tail] if diverged else list(self.trace_head)
+
     def selection_figures(self, reported: dict[str, float]) -> dict[str, float]:
         """Figures the checkpoint is chosen on, kept apart from the reported ones: BLEU-4 on the validation
         pairs, Gaussian score on another noise draw. Without validation pairs the reported figures are used."""
         cfg = self.config
         if not self.data.val:
-            return {"select/bleu4": reported["val/bleu4"], "select/gaussian": reported["val/gaussian"]}
+            return {SELECT_BLEU: reported["val/bleu4"], SELECT_GAUSSIAN: reported["val/gaussian_unique"]}
         predictions = convert(self.model, self.data.val)
         generations = gaussian_generations(self.model.generate, n=cfg.train.gaussian_samples,
                                            latent_size=cfg.model.latent_size, seed=cfg.train.eval_seed + 1)
-        return {"select/bleu4": mean_bleu4(predictions, [p.target for p in self.data.val]),
-                "select/gaussian": gaussian_score(generations, self.data.rows)}
+        return {SELECT_BLEU: mean_bleu4(predictions, [p.target for p in self.data.val]),
+                SELECT_GAUSSIAN: gaussian_unique(generations, self.data.rows)}
 
     @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], list[float], dict[str, Any]]:
@@ -266,6 +327,7 @@ class Trainer:
             "val/gaussian": gaussian_score(generations, self.data.rows),
             "val/gaussian_unique": gaussian_unique(generations, self.data.rows),
             "val/kl": float(dims.sum()),
+            "val/logvar_absmax": float(logvar.abs().max()),
             "val/active_units": float(active_units(mu)),
             "val/mutual_info": mutual_information(mu[self.mi_index], logvar[self.mi_index], seed=cfg.train.eval_seed),
         }
@@ -282,12 +344,62 @@ class Trainer:
 
 
 def selection_score(select: str, metrics: dict[str, float], epoch: int) -> float:
-    """The checkpoint criterion's value (higher is better), from the `select/*` figures."""
+    """The checkpoint criterion's value (higher is better), from the `select/*` figures (``cvae.scoring``)."""
     if select == "last":
         return float(epoch)
-    bleu, gaussian = metrics["select/bleu4"], metrics["select/gaussian"]
-    return {"bleu4": bleu, "gaussian": gaussian, "bleu4+gaussian": bleu + gaussian,
-            "min_of_both": min(bleu, gaussian)}[select]
+    return checkpoint_values(metrics, objective=select)[0]
+
+
+@dataclass
+class Checkpoint:
+    """The best evaluated epoch so far: its criterion value, figures, weights and samples."""
+
+    score: float
+    epoch: int
+    metrics: dict[str, float]
+    state: dict[str, torch.Tensor]
+    samples: dict[str, Any]
+
+
+class Selection:
+    """Checkpoint choice: the epoch maximising the criterion among healthy epochs (``cvae.scoring.epoch_health``);
+    an epoch whose posterior collapsed or overflowed is chosen only when no healthy epoch exists."""
+
+    def __init__(self, select: str) -> None:
+        self.select = select
+        self.best: dict[bool, Checkpoint | None] = {True: None, False: None}  # healthy? -> best
+
+    def offer(self, record: EpochRecord, model: CVAE, samples: dict[str, Any]) -> None:
+        healthy = self.select == "last" or epoch_health(record.metrics) == "ok"  # `last` means the last
+        score = selection_score(self.select, record.metrics, record.epoch)
+        current = self.best[healthy]
+        if current is None or score > current.score:
+            self.best[healthy] = Checkpoint(score=score, epoch=record.epoch, metrics=dict(record.metrics),
+                                            state=copy.deepcopy(model.state_dict()), samples=samples)
+
+    @property
+    def chosen(self) -> Checkpoint | None:
+        return self.best[True] or self.best[False]
+
+
+class CollapseDetector:
+    """Stops a run after ``patience`` consecutive evaluated epochs past the KL warm-up whose latent collapsed, or
+    whose latent overflowed (any epoch): -> the status (`collapsed` / `unstable`) to stop with, else None."""
+
+    def __init__(self, config: ExperimentConfig, *, steps_per_epoch: int) -> None:
+        self.patience = config.train.collapse_patience
+        self.warmup = kl_warmup_epochs(config.kl, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
+        self.streak: tuple[str, int] = ("ok", 0)
+
+    def __call__(self, record: EpochRecord) -> str | None:
+        if self.patience is None:
+            return None
+        health = epoch_health(record.metrics)
+        if health == "collapsed" and record.epoch <= self.warmup:
+            health = "ok"  # a posterior may sit near the prior while the KL weight is still ramping
+        kind, count = self.streak
+        self.streak = (health, count + 1 if health == kind else 1)
+        return health if health != "ok" and self.streak[1] >= self.patience else None
 
 
 def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: Data | None = None,
@@ -302,15 +414,16 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
     trainer = Trainer(config, data)
     cfg = config.train
     history: list[EpochRecord] = []
-    best = {"score": -math.inf, "epoch": None, "metrics": {}, "state": None, "samples": {}}
-    status, diverged_step, cause = "ok", None, None
+    selection = Selection(cfg.select)
+    detector = CollapseDetector(config, steps_per_epoch=trainer.steps_per_epoch)
+    status, diverged, stopped_epoch = "ok", None, None
     epochs_done = 0
     started = time.perf_counter()
     for epoch in range(cfg.epochs):
         try:
             train_figures = trainer.train_epoch(epoch, progress)
         except _Diverged as exc:
-            status, diverged_step, cause = "diverged", exc.step, str(exc)
+            status, diverged = "diverged", exc
             break
         epochs_done = epoch + 1
         if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
@@ -319,17 +432,23 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
         record = EpochRecord(epoch=epoch + 1, step=trainer.step, metrics={**train_figures, **val_figures},
                              kl_per_dim=dims)
         history.append(record)
-        score = selection_score(cfg.select, val_figures, epoch)
-        if score > best["score"]:
-            best = {"score": score, "epoch": epoch + 1, "metrics": dict(record.metrics), "samples": samples,
-                    "state": copy.deepcopy(trainer.model.state_dict())}
+        selection.offer(record, trainer.model, samples)
         if any(callback(record) for callback in callbacks):
             status = "stopped"
             break
-    return TrainResult(status=status, config=config, best_epoch=best["epoch"], metrics=best["metrics"],
-                       history=history, state_dict=best["state"], samples=best["samples"], steps=trainer.step,
-                       wall_time_s=time.perf_counter() - started, diverged_step=diverged_step,
-                       divergence_cause=cause, grad_norm_max=trainer.grad_norm_max, epochs_done=epochs_done)
+        if (verdict := detector(record)) is not None:
+            status, stopped_epoch = verdict, record.epoch
+            break
+    chosen = selection.chosen
+    return TrainResult(status=status, config=config, best_epoch=chosen.epoch if chosen else None,
+                       metrics=chosen.metrics if chosen else {}, history=history,
+                       state_dict=chosen.state if chosen else None, samples=chosen.samples if chosen else {},
+                       steps=trainer.step, wall_time_s=time.perf_counter() - started,
+                       diverged_step=diverged.step if diverged else None,
+                       divergence_cause=diverged.cause if diverged else None, grad_norm_max=trainer.grad_norm_max,
+                       epochs_done=epochs_done, stopped_epoch=stopped_epoch,
+                       trace=trainer.trace(diverged=diverged is not None),
+                       nonfinite=diverged.tensor if diverged else None)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from typing import Any
 
@@ -11,8 +10,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from studies.spec import SEED_KEY, Spec, objective_values
-from studies.study import trial_params
+from studies.spec import SEED_KEY, Spec
+from studies.tables import mean_std_text
+from studies.study import ranked_configurations, trial_params
 from studies.tracking import DEFAULT_TRACKING_URI, redact
 
 TOP = 5
@@ -88,29 +88,27 @@ class Board:
 
 
 def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
-    """The best configurations: mean ± std over seeds of the chosen-checkpoint figures (COMPLETE trials)."""
-    groups: dict[str, list[FrozenTrial]] = {}
-    for trial in trials:
-        if trial.state == TrialState.COMPLETE:
-            config = {k: v for k, v in trial_params(trial).items() if k != SEED_KEY}
-            groups.setdefault(trial.user_attrs.get("config_key", repr(config)), []).append(trial)
-    rows = []
-    for members in groups.values():
-        figures = {name: [t.user_attrs[name] for t in members] for name in ("bleu4", "gaussian")}
-        score = statistics.mean(sum(objective_values({"select/bleu4": b, "select/gaussian": g},
-                                                     objective=spec.settings.objective))
-                                for b, g in zip(figures["bleu4"], figures["gaussian"]))
-        rows.append((score, members, figures))
-    rows.sort(key=lambda row: -row[0])
+    """The best configurations of the search: mean ± std over seeds of the chosen-checkpoint figures, ranked as
+    everywhere (``cvae.scoring``): configurations whose seeds are mostly healthy first, by mean objective on the
+    checkpoint-choice figures (distinct-row Gaussian). The test BLEU-4 and Gaussian are shown, never ranked on."""
+    rows = [(ok, members, [t for t in members if "select_bleu4" in t.user_attrs])
+            for ok, members in ranked_configurations(trials=trials, objective=spec.settings.objective)]
     objective = spec.settings.objective.replace("pareto", "bleu4+gaussian")
-    table = Table(title=f"best configurations of {spec.name} (by mean {objective} over seeds)")
-    for column in ("#", "configuration", "seeds", "BLEU-4", "Gaussian", "status"):
+    table = Table(title=f"best configurations of {spec.name} (mostly healthy seeds first, then by mean {objective} "
+                        "on the validation figures)")
+    for column in ("#", "configuration", "seeds", "BLEU-4", "Gaussian (distinct)", "Gaussian (lab)", "status"):
         table.add_column(column, overflow="fold")
-    for rank, (_, members, figures) in enumerate(rows[:TOP], start=1):
+    for place, (ok, members, scored) in enumerate(rows[:TOP], start=1):
         params = {k: v for k, v in trial_params(members[0]).items() if k != SEED_KEY}
         statuses = Counter(t.user_attrs.get("status", "?") for t in members)
-        table.add_row(str(rank), _params(params) or "(base)", str(len(members)), _mean_std(figures["bleu4"]),
-                      _mean_std(figures["gaussian"]), ", ".join(f"{k} {n}" for k, n in statuses.items()))
+        figures = {name: [t.user_attrs[name] for t in scored if name in t.user_attrs]
+                   for name in ("bleu4", "gaussian_unique", "gaussian")}
+        table.add_row(str(place) if ok else "–", _params(params) or "(base)", str(len(members)),
+                      *[mean_std_text(figures[name]) for name in ("bleu4", "gaussian_unique", "gaussian")],
+                      ", ".join(f"{k} {n}" for k, n in statuses.items()))
+    if not any(row[0] for row in rows):
+        table.caption = ("no configuration qualifies: every one has most of its seeds collapsed, diverged, in a "
+                         "prior hole or overflowing; there is no winner to recommend")
     return table
 
 
@@ -121,11 +119,6 @@ def ui_command(tracking_uri: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {redact(tracking_uri)}"
     return f"mlflow ui --backend-store-uri {redact(tracking_uri)}"
-
-
-def _mean_std(values: list[float]) -> str:
-    mean = statistics.mean(values)
-    return f"{mean:.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{mean:.3f}"
 
 
 def _params(params: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from cvae.metrics import COLLAPSE_KL, PRIOR_HOLE_BLEU, PRIOR_HOLE_GAUSSIAN, PRIOR_HOLE_KL
+from cvae.scoring import COLLAPSE_KL, PRIOR_HOLE_BLEU, PRIOR_HOLE_GAUSSIAN, PRIOR_HOLE_KL
 from studies.labels import pow10
 from studies.results import pareto_mask
 
@@ -159,7 +159,7 @@ def collapse_map(*, cells: pd.DataFrame, path: Path) -> str | None:
         legend = [Patch(facecolor="white", edgecolor="black", hatch="//",
                         label=f"most seeds collapsed (AU = 0 or KL < {COLLAPSE_KL:g} nats)"),
                   Patch(facecolor="white", edgecolor="black", hatch="\\\\",
-                        label=f"most seeds in a prior hole (KL > {PRIOR_HOLE_KL:g} nats, Gaussian ≤ "
+                        label=f"most seeds in a prior hole (KL > {PRIOR_HOLE_KL:g} nats, distinct Gaussian ≤ "
                               f"{PRIOR_HOLE_GAUSSIAN:g}, BLEU-4 ≥ {PRIOR_HOLE_BLEU:g})"),
                   Patch(facecolor="#e0e0e0", edgecolor="none", label="not run, or no seed finished training")]
         fig.legend(handles=legend, loc="outside lower center", ncol=1, fontsize=8.5, frameon=False)

@@ -80,6 +80,29 @@ def config_label(row: pd.Series, *, varied: list[str]) -> str:
     return " · ".join(parts) or "the only configuration"
 
 
+RUN_NAME_KEYS = {"model.latent_size": "z", "model.hidden_size": "h", "model.rnn": "", "train.batch_size": "b",
+                 "train.epochs": "ep", "model.mu_bn": "bn"}
+
+
+def run_name(flat: dict[str, Any], *, varied: list[str]) -> str:
+    """A child run's name in `mlflow ui`, from its varied settings and seed: `sgd lr3 clip- · cyclical · z32 · s1`
+    (optimizer, learning rate and clip norm; the KL bundle; other keys by short name; the seed)."""
+    parts = []
+    if any(key.startswith("optim.") for key in varied):
+        clip = flat.get("optim.clip_norm")
+        parts.append(f"{flat['optim.name']} lr{fmt_value(flat['optim.lr'])} clip{'-' if clip is None else fmt_value(clip)}")
+    if any(key.startswith("kl.") for key in varied):
+        parts.append(kl_label(schedule=flat["kl.schedule"], beta_max=flat["kl.beta_max"],
+                              free_bits=flat["kl.free_bits"]))
+    for key in varied:
+        if key.startswith(("optim.", "kl.")) or key == "train.seed":
+            continue
+        short = RUN_NAME_KEYS.get(key, key.rsplit(".", 1)[-1] + " ")
+        parts.append(f"{short}{fmt_value(flat[key])}")
+    parts.append(f"s{flat['train.seed']}")
+    return " · ".join(parts)
+
+
 def objective_label(objective: str) -> str:
     return "BLEU-4 + Gaussian (Pareto study)" if objective == "pareto" else objective
 

@@ -88,6 +88,7 @@ def curve_roles(configs: pd.DataFrame, *, varied: list[str]) -> dict[str, str]:
         return {}
     picks: dict[str, list[str]] = {}
     ranked = configs.dropna(subset=["objective mean"])
+    ranked = ranked[ranked["qualifies"]]
     if not ranked.empty:
         picks.setdefault(ranked.iloc[0]["config_key"], []).append("best")
     diverging = configs[configs["divergence_rate"] > 0]
@@ -180,15 +181,19 @@ def _findings(*, configs: pd.DataFrame, explosion: pd.DataFrame, collapse: pd.Da
             else:
                 items.append(f"**{name}**: none of the {int(collapse['n'].sum())} finished trials.")
     ranked = configs.dropna(subset=["objective mean"])
+    qualified = ranked[ranked["qualifies"]]
     if ranked.empty:
-        items.append("**Winner**: no configuration produced a checkpoint.")
+        items.append("**Winner**: none: no configuration produced a checkpoint.")
+    elif qualified.empty:
+        items.append("**Winner**: none. No configuration qualifies: every one has most of its seeds collapsed, "
+                     "diverged, in a prior hole or overflowing, so there is no setting to recommend from this "
+                     "study.")
     else:
-        best = ranked.iloc[0]
-        items.append(f"**Winner**: {config_label(best, varied=varied)}: BLEU-4 "
-                     f"{tables.mean_std(best['best/bleu4 mean'], best['best/bleu4 std'])}, Gaussian "
-                     f"{tables.mean_std(best['best/gaussian mean'], best['best/gaussian std'])} over "
-                     f"{int(best['objective count'])} of {int(best['n'])} seed(s); its best checkpoint is in run "
-                     f"`{best['best_run_id']}`.")
+        best = qualified.iloc[0]
+        items.append(f"**Winner** (search): {config_label(best, varied=varied)}: BLEU-4 "
+                     f"{tables.mean_std(best['best/bleu4 mean'], best['best/bleu4 std'])}, Gaussian (distinct rows) "
+                     f"{tables.mean_std(best['best/gaussian_unique mean'], best['best/gaussian_unique std'])}, "
+                     f"seeds: {best['statuses']}; its best checkpoint is in run `{best['best_run_id']}`.")
     return items
 
 
@@ -214,9 +219,11 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, varied: list[str], explos
         doc.Heading("Findings"),
         doc.Bullets(_findings(configs=configs, explosion=explosion, collapse=collapse, varied=varied)),
         doc.Heading("Leaderboard"),
-        doc.Text(f"Top configurations by the objective ({objective}), mean ± std over the seeds that produced a "
-                 "checkpoint (all figures from the same checkpoint); `diverged` counts all seeds. Reuse the winner:"
-                 f" `python -m studies.best {runs.study}`."),
+        doc.Text(f"Configurations whose seeds are mostly healthy (`works` or `weak`) are ranked by the objective "
+                 f"({objective}) on the checkpoint-choice figures, whose Gaussian counts distinct training rows; "
+                 "the others get no rank (`–`), whatever their figures. Figures are mean ± std over the seeds that "
+                 "produced a checkpoint, all from the same checkpoint; `Gaussian (lab)` is the lab's score, shown "
+                 f"for comparison and never ranked on. Reuse the winner: `python -m studies.best {runs.study}`."),
         doc.Table(tables.leaderboard(configs, varied=varied, objective=runs.objective),
                   empty_note="no configuration produced a checkpoint"),
         doc.Heading("BLEU-4 vs Gaussian score"),
@@ -239,7 +246,12 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, varied: list[str], explos
         doc.Heading("Definitions"),
         doc.Bullets([
             "A configuration is one `cvae.config_key` (the config without `train.seed`); its trials are its seeds.",
-            "Figures use trials that finished (ok, collapsed, prior hole), diverged or were pruned"
+            "Statuses (`cvae.scoring`): `works` passes the lab's line (test BLEU-4 ≥ 0.70, distinct-row Gaussian ≥ "
+            "0.30), `weak` is healthy but below it, `collapsed` (KL < 0.1 nats or no active unit), `prior_hole` "
+            "(KL > 5 nats, good BLEU-4, noise decodes to nothing valid), `unstable` (KL or log-variance "
+            "overflowing: its figures are never averaged), `diverged`, `pruned`, `failed` (a crash).",
+            "Figures use trials that finished (works, weak, collapsed, prior hole, unstable), diverged or were "
+            "pruned"
             + (f"; {skipped} failed or running trial(s) are left out" if skipped else "") + ".",
             "Divergence rate = diverged trials / all of them; collapse and prior-hole rates are over trials that "
             "finished training. Pruned trials and trials that diverged before their first evaluation have no "

@@ -26,21 +26,25 @@ from mlflow.entities import ViewType
 from pydantic import BaseModel
 
 from cvae.config import ConfigError, ExperimentConfig, flatten
+from cvae.scoring import FINISHED, objective_score as score_of, qualifies, rank
 from studies.labels import MAX_LEVELS, kl_labels, levels
 from studies.tracking import ROLE_FILTER, probe_tracking_store, redact
 
 FIGURES: tuple[str, ...] = (
-    "best/bleu4", "best/gaussian", "best/heldout_bleu4", "best/active_units", "best/kl", "best/mutual_info",
-    "best/epoch", "run/grad_norm_max", "run/wall_time_s", "run/epochs_done",
+    "best/bleu4", "best/gaussian", "best/gaussian_unique", "best/heldout_bleu4", "best/active_units", "best/kl",
+    "best/mutual_info", "best/epoch", "run/grad_norm_max", "run/wall_time_s", "run/epochs_done",
 )
 """Final figures aggregated per configuration (same checkpoint for all `best/*`)."""
-FINISHED = ("ok", "collapsed", "prior_hole")
-"""Statuses of trials that trained to the end and chose a checkpoint."""
+LATENT_FIGURES = ("best/bleu4", "best/gaussian", "best/gaussian_unique", "best/heldout_bleu4", "best/active_units",
+                  "best/kl", "best/mutual_info")
+"""Figures of a checkpoint that an overflowing (`unstable`) latent makes meaningless: never averaged."""
 AGGREGATED = (*FINISHED, "diverged", "pruned")
 """Statuses counted in a configuration's figures and rates; `failed` (a crash) and `running` are not."""
 NOT_SEARCHED = ("name", "train.seed")
 """Params never reported as a varied dimension (the seed is what aggregation averages over)."""
 DEFAULT_OBJECTIVE = "bleu4+gaussian"
+PHASES = ("search", "confirm")
+"""A trial run belongs to the search, or to the confirmation of the top configurations on fresh seeds."""
 INF_FLOOR = 1e300
 """MLflow stores +inf as the largest double; figures at or above this are read back as inf."""
 
@@ -122,25 +126,30 @@ def trials_frame(runs: list) -> pd.DataFrame:
             "seed": _int(tags.get("cvae.seed", run.data.params.get("train.seed"))),
             "config_key": tags.get("cvae.config_key") or _digest(run.data.params), "status": status,
             "state": tags.get("optuna.state"), "diverged_step": _int(tags.get("cvae.diverged_step")),
-            "divergence_cause": tags.get("cvae.divergence_cause"),
+            "divergence_cause": tags.get("cvae.divergence_cause"), "phase": tags.get("cvae.phase", "search"),
+            "run_name": run.info.run_name, "stopped_epoch": _int(tags.get("cvae.stopped_epoch")),
         }
         record.update(run.data.params)
         record.update({key: value for key, value in metrics.items() if key.startswith(("best/", "run/"))})
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=["run_id", "trial", "seed", "config_key", "status", "state",
-                                                        "diverged_step", "divergence_cause"] if not records else None)
+                                                        "diverged_step", "divergence_cause", "phase",
+                                                        "stopped_epoch"] if not records else None)
     frame = cast_params(frame)
     for figure in FIGURES:
         if figure not in frame:
             frame[figure] = np.nan
     metric_columns = [c for c in frame.columns if c.startswith(("best/", "run/"))]
     frame[metric_columns] = frame[metric_columns].astype(float).mask(frame[metric_columns] >= INF_FLOOR, np.inf)
+    # an overflowing latent's figures are not numbers: shown by its status, never averaged into a table or colour
+    frame.loc[frame["status"] == "unstable", [c for c in LATENT_FIGURES if c in frame]] = np.nan
     diverged_flag = frame["run/diverged"] if "run/diverged" in frame else pd.Series(np.nan, index=frame.index)
     frame["diverged"] = (frame["status"] == "diverged") | (diverged_flag == 1)
     # a run that diverged before finishing an epoch logs no grad norm: its max was non-finite
     frame.loc[frame["diverged"] & frame["run/grad_norm_max"].isna(), "run/grad_norm_max"] = np.inf
     frame["collapsed"] = frame["status"] == "collapsed"
     frame["prior_hole"] = frame["status"] == "prior_hole"
+    frame["unstable"] = frame["status"] == "unstable"
     frame["finished"] = frame["status"].isin(FINISHED)
     frame["kl_label"] = kl_labels(frame)
     # maps and colours need few KL groups: the labels without numbers when a search made many
@@ -218,53 +227,49 @@ def varied_params(trials: pd.DataFrame) -> list[str]:
 
 
 def objective_score(trials: pd.DataFrame, *, objective: str) -> pd.Series:
-    """Per-trial value of the study's objective (NaN without a checkpoint), from the chosen checkpoint's
-    checkpoint-choice figures `best/select_*`, as Optuna's trial values are: configurations are ranked on
-    validation figures, never on the reported test figures `best/bleu4`, `best/gaussian`.
-
-    `a+b` sums the two; `min_of_both` is min(BLEU-4, Gaussian); a Pareto study ranks by the sum.
-    """
-    def column(part: str) -> pd.Series:
-        name = f"best/select_{part}"
-        return trials[name] if name in trials else pd.Series(np.nan, index=trials.index)
-
-    if objective == "min_of_both":
-        return pd.concat([column("bleu4"), column("gaussian")], axis=1).min(axis=1, skipna=False)
-    parts = ("bleu4", "gaussian") if objective == "pareto" else [p.strip() for p in objective.split("+")]
-    total = pd.Series(0.0, index=trials.index)
-    for part in parts:
-        total = total + column(part)
-    return total
+    """Per-trial value of the study's objective (NaN without a checkpoint), computed by ``cvae.scoring`` from the
+    chosen checkpoint's checkpoint-choice figures `best/select_*`, as Optuna's trial values are: configurations
+    are ranked on validation figures (distinct-row Gaussian), never on the reported test figures."""
+    columns = [trials[c] if c in trials else pd.Series(np.nan, index=trials.index)
+               for c in ("best/select_bleu4", "best/select_gaussian")]
+    return pd.Series([score_of(b, g, objective=objective) for b, g in zip(*columns)], index=trials.index,
+                     dtype=float)
 
 
-def aggregate(trials: pd.DataFrame, *, objective: str) -> pd.DataFrame:
-    """One row per configuration, sorted by mean objective (best first).
+def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = "search") -> pd.DataFrame:
+    """One row per configuration of the runs of ``phase``, ranked: configurations that qualify
+    (``cvae.scoring.qualifies``: most seeds healthy) first, each group by mean objective (best first).
 
     Columns: the config's params and `kl_label`; `<figure> mean|std|median|count` for every figure and
-    `objective`; `n` (trials), `finished`, `divergence_rate` (diverged / n), `collapse_rate` and
-    `prior_hole_rate` (over finished trials); `best_run_id`, `best_run_objective`, `best_seed`.
+    `objective`; `n` (trials), `finished`, `divergence_rate` (diverged / n), `collapse_rate`, `prior_hole_rate`
+    and `unstable_rate` (over finished trials); `qualifies`, `statuses` (e.g. `works 2, collapsed 1`);
+    `best_run_id`, `best_run_objective`, `best_seed`.
     """
-    data = trials[trials["status"].isin(AGGREGATED)].copy()
+    data = trials[trials["status"].isin(AGGREGATED) & (trials["phase"] == phase)].copy()
     data["objective"] = objective_score(data, objective=objective)
     figures = [*FIGURES, "objective"]
     groups = data.groupby("config_key", sort=False)
     stats = groups[figures].agg(["mean", "std", "median", "count"])
     stats.columns = [f"{figure} {stat}" for figure, stat in stats.columns]
     rates = groups.agg(n=("run_id", "size"), finished=("finished", "sum"), diverged=("diverged", "sum"),
-                       collapsed=("collapsed", "sum"), prior_hole=("prior_hole", "sum"))
+                       collapsed=("collapsed", "sum"), prior_hole=("prior_hole", "sum"),
+                       unstable=("unstable", "sum"))
+    rates["statuses"] = groups["status"].agg(lambda s: ", ".join(f"{k} {n}" for k, n in s.value_counts().items()))
     rates["divergence_rate"] = rates["diverged"] / rates["n"]
     finished = rates["finished"].where(rates["finished"] > 0)
     rates["collapse_rate"] = rates["collapsed"] / finished
     rates["prior_hole_rate"] = rates["prior_hole"] / finished
+    rates["unstable_rate"] = rates["unstable"] / finished
     param_columns = [c for c in data.columns if c in param_types() and c != "train.seed"]
     params = groups.head(1).set_index("config_key")[[*param_columns, "kl_label", "kl_group"]]
     ranked = data.dropna(subset=["objective"]).sort_values("objective", ascending=False)
     best = ranked.drop_duplicates("config_key").set_index("config_key")[["run_id", "objective", "seed"]]
     best.columns = ["best_run_id", "best_run_objective", "best_seed"]
     configs = params.join([rates, stats, best])
-    configs = configs.sort_values(["objective mean", "divergence_rate"], ascending=[False, True],
-                                  na_position="last")
-    return configs.reset_index()
+    configs["qualifies"] = [qualifies(list(groups.get_group(key)["status"])) for key in configs.index]
+    order = rank({key: list(zip(group["status"], group["objective"].where(group["objective"].notna(), None)))
+                  for key, group in groups})
+    return configs.loc[[key for key, _, _ in order]].reset_index()
 
 
 def pareto_mask(frame: pd.DataFrame, *, x: str, y: str) -> np.ndarray:

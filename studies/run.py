@@ -36,8 +36,9 @@ from cvae.config import ConfigError
 from studies import tracking, worker
 from studies.display import Board, summary, ui_command
 from studies.spec import Spec, check_data, load_spec
+from studies.spec import SEED_KEY
 from studies.study import (FileLock, check_storage, default_journal, is_rdb, lock_path, open_storage, open_study,
-                           pending, prepare, storage_label, study_lock)
+                           pending, prepare, ranked_configurations, storage_label, study_lock, trial_params)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -115,14 +116,52 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool, create_only: bool = False) -> int:
-    """Create or resume the study, run the workers with a live display, print the summary."""
+    """Create or resume the study, run the workers with a live display, print the summary; then confirm the top
+    configurations on fresh seeds (resumed the same way), and build the report."""
     console = Console()
+    code, study, study_run = run_phase(spec=spec, storage=storage, tracking_uri=tracking_uri, console=console,
+                                       create_only=create_only)
+    if create_only or study is None:
+        return code
+    console.print(summary(spec=spec, trials=study.get_trials(deepcopy=False)))
+    if code == 0 and spec.settings.confirm.top:
+        code = confirm(spec=spec, study=study, storage=storage, tracking_uri=tracking_uri, console=console)
+    console.print(f"see every run: {ui_command(tracking_uri)}")
+    tracking.end_study(study_run, status={0: "FINISHED", 130: "KILLED"}.get(code, "FAILED"))
+    if report and code == 0:
+        make_report(spec=spec, storage=storage, tracking_uri=tracking_uri, console=console)
+    return code
+
+
+def confirm(*, spec: Spec, study: optuna.Study, storage: str, tracking_uri: str, console: Console) -> int:
+    """Retrain the search's top qualifying configurations on `study.confirm.seeds` (winner's curse)."""
+    ranked = ranked_configurations(trials=study.get_trials(deepcopy=False), objective=spec.settings.objective)
+    top = [members for ok, members in ranked if ok][: spec.settings.confirm.top]
+    if not top:
+        console.print("no configuration qualifies (most seeds of each collapsed, diverged, sat in a prior hole or "
+                      "overflowed): nothing to confirm, and no winner to recommend")
+        return 0
+    configs = [{k: v for k, v in trial_params(members[0]).items() if k != SEED_KEY} for members in top]
+    confirmation = spec.confirmation(configs)
+    console.print(f"confirming the top {len(configs)} configuration(s) on fresh seeds "
+                  f"{list(confirmation.settings.seeds)}")
+    code, confirmed, _ = run_phase(spec=confirmation, storage=storage, tracking_uri=tracking_uri, console=console)
+    if confirmed is not None:
+        console.print(summary(spec=confirmation, trials=confirmed.get_trials(deepcopy=False)))
+    return code
+
+
+def run_phase(*, spec: Spec, storage: str, tracking_uri: str, console: Console,
+              create_only: bool = False) -> tuple[int, optuna.Study | None, tracking.StudyRun | None]:
+    """One Optuna study (the search, or its confirmation) trained to the end: -> (exit status, study, parent run).
+    Both phases log to one MLflow experiment and parent run, named after the search."""
     label = storage_label(storage)
     opened = open_storage(storage, heartbeat=spec.settings.heartbeat if is_rdb(storage) else None)
     claim_lock = lock_path(storage=storage, study=spec.name, kind="claim")
     with study_lock(opened, spec.name, fallback=claim_lock):  # machines starting at once: one study, one parent run
         study = open_study(spec=spec, storage=opened, label=label)
-        study_run = tracking.start_study(tracking_uri=tracking_uri, study=spec.name,
+        study_run = tracking.start_study(tracking_uri=tracking_uri, study=spec.name.removesuffix("-confirm")
+                                         if spec.phase == "confirm" else spec.name,
                                          objective=spec.settings.objective, spec_path=spec.path, storage=label)
         stale = prepare(study=study, spec=spec)
         if is_rdb(storage):  # runs of trials failed by heartbeat, here or by a worker on any machine
@@ -137,7 +176,7 @@ def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool, create
     if create_only:
         board.say(f"study {spec.name}: created, {todo} trial(s) to run · storage {label} · "
                   f"tracking {tracking.redact(tracking_uri)}; nothing trained (--create-only)")
-        return 0
+        return 0, None, study_run
     elsewhere = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) if is_rdb(storage) else 0
     n_workers = min(spec.settings.workers, todo + elsewhere)  # RDB: workers also wait to take over dead trials
     board.say(f"study {spec.name}: {todo} trial(s) to run on {n_workers} worker(s) · "
@@ -148,13 +187,8 @@ def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool, create
         code = run_workers(job=job, n_workers=n_workers, board=board)
     if is_rdb(storage):
         tracking.fail_orphan_runs(study_run, failed=_failed(study))
-    console.print(summary(spec=spec, trials=study.get_trials(deepcopy=False)))
     board.say(board.headline())
-    board.say(f"see every run: {ui_command(tracking_uri)}")
-    tracking.end_study(study_run, status={0: "FINISHED", 130: "KILLED"}.get(code, "FAILED"))
-    if report and code == 0:
-        make_report(spec=spec, storage=storage, tracking_uri=tracking_uri, console=console)
-    return code
+    return code, study, study_run
 
 
 def _failed(study: optuna.Study) -> set[int]:

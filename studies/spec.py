@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import math
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ from cvae.config import (ConfigError, ExperimentConfig, build_config, describe_v
 from studies.space import SEED_KEY, Dimension, Space, build_dimension
 
 __all__ = ["SEED_KEY", "Dimension", "Space", "Spec", "SpecFile", "StudySettings", "check_data", "config_key",
-           "load_spec", "objective_values"]
+           "load_spec"]
 
 SECTIONS = tuple(ExperimentConfig.model_fields)
 """Top-level keys of an experiment (`name`, `data`, `model`, ...), allowed at the top of a spec."""
@@ -41,10 +42,33 @@ Objective = Literal["bleu4", "gaussian", "bleu4+gaussian", "min_of_both", "paret
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 MAX_GRID = 1_000_000
 """Largest grid the grid sampler enumerates."""
+STUDY_COLLAPSE_PATIENCE = 3
+"""`train.collapse_patience` of a study's trials unless its spec sets it (null turns the detector off)."""
+BLOCKS_KEY = "blocks"
+"""The Optuna param of a blocked design: one choice per configuration, labelled `block: key=value, ...`."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
+
+
+class Block(_Strict):
+    """One block of a blocked design: a name and a grid over some keys."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_ -]*$")
+    """Shown in run names and the report, e.g. `explosion`."""
+    search: dict[str, Space] = Field(min_length=1)
+    """Dotted config key -> choices (or a stepped range), as in `search`."""
+
+
+class ConfirmSettings(_Strict):
+    """Confirmation on fresh seeds: the winner's curse (a search's best seeds flatter it) is undone by retraining
+    the top configurations on seeds the search never used, once the search is done."""
+
+    top: int = Field(default=3, ge=0)
+    """Configurations retrained (the top ones that qualify); 0 skips the confirmation."""
+    seeds: list[int] = Field(default=[100, 101, 102], min_length=1)
+    """Seeds of the confirmation runs; distinct from `study.seeds`."""
 
 
 class StudySettings(_Strict):
@@ -69,6 +93,9 @@ class StudySettings(_Strict):
     """Worker processes training trials in parallel (each with train.num_threads torch threads)."""
     sampler_seed: int = 0
     """Seed of the sampler's draws (tpe/random) and of the subset a partial grid keeps."""
+    confirm: ConfirmSettings = ConfirmSettings()
+    """After the search: retrain the top configurations on fresh seeds; the winner and its figures come from
+    these runs."""
     heartbeat: int = Field(default=60, ge=1)
     """RDB storages (PostgreSQL...): seconds between the heartbeats of a running trial. A trial that misses 3 is
     failed by any other worker of the study, on any machine, and its (configuration, seed) run again. Set when
@@ -80,6 +107,15 @@ class StudySettings(_Strict):
         if len(set(seeds)) != len(seeds):
             raise ValueError("seeds must be distinct")  # the message adds the list given
         return seeds
+
+    @model_validator(mode="after")
+    def _fresh_confirmation_seeds(self) -> "StudySettings":
+        if len(set(self.confirm.seeds)) != len(self.confirm.seeds):
+            raise ValueError(f"confirm.seeds must be distinct, got {self.confirm.seeds}")
+        if self.confirm.top and set(self.confirm.seeds) & set(self.seeds):
+            raise ValueError(f"confirm.seeds {self.confirm.seeds} must be seeds the search never used "
+                             f"(study.seeds is {self.seeds})")
+        return self
 
     @model_validator(mode="after")
     def _pruning_needs_one_value(self) -> "StudySettings":
@@ -109,6 +145,10 @@ class SpecFile(_Strict):
     """Experiment section `train` (cvae.config.TrainConfig), deep-merged over the extended file."""
     search: dict[str, Space] | None = {}
     """Dotted config key -> space. No search (or `null`, which drops an extended file's): one configuration."""
+    blocks: list[Block] | None = None
+    """Instead of `search`: several small grids around the same base, trained as one study (grid sampler). Each
+    block varies its own keys and keeps the base's values for the rest; a configuration two blocks share is
+    trained once."""
     study: StudySettings = StudySettings()
     """Study settings."""
 
@@ -123,6 +163,10 @@ class Spec:
     base: ExperimentConfig
     space: tuple[Dimension, ...]
     settings: StudySettings
+    only: tuple[dict[str, Any], ...] | None = None
+    """The configurations to train, when not the whole grid (a confirmation: the search's top ones)."""
+    phase: str = "search"
+    """`search`, or `confirm` for the retraining of the top configurations on fresh seeds."""
 
     @property
     def n_configs(self) -> int:
@@ -141,6 +185,8 @@ class Spec:
 
     def grid_configs(self) -> list[dict[str, Any]]:
         """Grid sampler: the search params of every configuration to train, in grid order (seed excluded)."""
+        if self.only is not None:
+            return [dict(config) for config in self.only]
         values = [dim.grid_values() for dim in self.space]
         size = self.grid_size or 0
         order = list(range(size))
@@ -170,7 +216,15 @@ class Spec:
         s = self.settings
         payload = {"base": self.base.model_dump(), "space": [repr(dim) for dim in self.space], "seeds": s.seeds,
                    "objective": s.objective, "sampler": s.sampler, "sampler_seed": s.sampler_seed}
+        if self.only is not None:
+            payload["only"] = [sorted(config.items()) for config in self.only]
         return _digest(payload)
+
+    def confirmation(self, configs: list[dict[str, Any]]) -> "Spec":
+        """The study that retrains ``configs`` (search params) on the fresh seeds of `study.confirm`."""
+        settings = self.settings.model_copy(update={"seeds": list(self.settings.confirm.seeds), "sampler": "grid",
+                                                    "pruner": "none", "trials": None})
+        return replace(self, name=f"{self.name}-confirm", settings=settings, only=tuple(configs), phase="confirm")
 
 
 def config_key(config: ExperimentConfig) -> str:
@@ -178,14 +232,6 @@ def config_key(config: ExperimentConfig) -> str:
     tree = config.model_dump()
     tree["train"].pop("seed")
     return _digest(tree)[:12]
-
-
-def objective_values(metrics: dict[str, float], *, objective: str) -> list[float]:
-    """The trial's value(s), all maximised, from the checkpoint-choice figures `select/bleu4`, `select/gaussian`
-    (validation pairs and a separate noise draw), so that tuning never looks at the reported test figures."""
-    bleu, gauss = metrics["select/bleu4"], metrics["select/gaussian"]
-    return {"bleu4": [bleu], "gaussian": [gauss], "bleu4+gaussian": [bleu + gauss],
-            "min_of_both": [min(bleu, gauss)], "pareto": [bleu, gauss]}[objective]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -221,11 +267,61 @@ def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) 
     name = settings.name or file.stem
     if settings.name is None and not re.match(NAME_PATTERN, name):
         raise ConfigError(f"{file}: key study.name: the file name {name!r} is not a valid study name; set study.name")
-    space = tuple(build_dimension(key=key, space=space, base_tree=base_tree, source=_source_of(layers, ("search", key)))
-                  for key, space in (spec_file.search or {}).items())
+    base_tree.setdefault("train", {}).setdefault("collapse_patience", STUDY_COLLAPSE_PATIENCE)
+    base = ExperimentConfig.model_validate(base_tree)
+    if spec_file.blocks is not None:
+        if spec_file.search:
+            raise ConfigError(f"{_source_of(layers, ('blocks',))}: key blocks: give either search or blocks, "
+                              "not both")
+        space = (blocks_dimension(spec_file.blocks, base_tree=base_tree, source=_source_of(layers, ("blocks",))),)
+        if settings.sampler != "grid":
+            raise ConfigError(f"{_source_of(layers, ('study', 'sampler'))}: key study.sampler: blocks are grids; "
+                              "use sampler: grid")
+    else:
+        space = tuple(build_dimension(key=key, space=space, base_tree=base_tree,
+                                      source=_source_of(layers, ("search", key)))
+                      for key, space in (spec_file.search or {}).items())
     spec = Spec(path=file, name=name, base_tree=base_tree, base=base, space=space, settings=settings)
     _check_study(spec, layers=layers, set_keys=[parse_override(text)[0] for text in overrides])
     return spec
+
+
+def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: str) -> Dimension:
+    """A blocked design as one choice dimension: every configuration of every block's grid, labelled by its block
+    and its values; a configuration equal to one an earlier block has is left out (trained once)."""
+    names = [block.name for block in blocks]
+    labels: list[str] = []
+    sets: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, block in enumerate(blocks):
+        if block.name in names[:i]:
+            raise ConfigError(f"{source}: key blocks[{i}].name: repeats blocks[{names.index(block.name)}] "
+                              f"({block.name!r})")
+        dims = [build_dimension(key=key, space=space, base_tree=base_tree, source=f"{source}: blocks[{i}]")
+                for key, space in block.search.items()]
+        for dim in dims:
+            if dim.grid_values() is None:
+                raise ConfigError(f"{source}: key blocks[{i}].search.{dim.key}: a block is a grid: give choices "
+                                  "or a stepped linear range")
+        for values in itertools.product(*(dim.grid_values() for dim in dims)):
+            assignments: dict[str, Any] = {}
+            for dim, value in zip(dims, values):
+                assignments.update(dim.assignments(value))
+            tree = copy.deepcopy(base_tree)
+            for key, value in assignments.items():
+                set_dotted(tree, key, value)
+            key = config_key(ExperimentConfig.model_validate(tree))
+            if key in seen:
+                continue
+            seen.add(key)
+            labels.append(f"{block.name}: " + ", ".join(f"{k}={_scalar(v)}" for k, v in assignments.items()))
+            sets.append(assignments)
+    return Dimension(key=BLOCKS_KEY, kind="choice", choices=tuple(labels), sets=tuple(sets))
+
+
+def _scalar(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else f"{value:g}" \
+        if isinstance(value, float) else str(value)
 
 
 def check_data(spec: Spec) -> None:

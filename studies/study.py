@@ -15,7 +15,7 @@ study may be run by any number of ``studies.run`` on any number of machines at o
 alive elsewhere: a trial is dead only when its heartbeat stops (Optuna's heartbeat, ``study.heartbeat`` seconds,
 beaten by a thread of the worker that claimed it). Any process that takes the lock fails the trials that missed
 ``GRACE`` heartbeats, and ``Requeue`` enqueues each one's (configuration, seed) again, with the same params.
-A (configuration, seed) is done when COMPLETE, PRUNED or diverged (FAIL with user attr status=diverged); one that
+A (configuration, seed) is done when COMPLETE, PRUNED, diverged or unstable (FAIL with that user attr status); one that
 failed for any other reason is tried again on the next run.
 """
 
@@ -44,6 +44,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from cvae.config import ConfigError
+from cvae.scoring import STATUSES, objective_score, rank
 from studies.spec import SEED_KEY, Spec
 from studies.tracking import redact
 
@@ -259,10 +260,30 @@ def trial_params(trial: FrozenTrial) -> dict[str, Any]:
 
 
 def is_done(trial: FrozenTrial) -> bool:
-    """Finished for good: COMPLETE, PRUNED (not as a duplicate draw) or diverged."""
+    """Finished for good: COMPLETE, PRUNED (not as a duplicate draw), diverged or unstable."""
     status = trial.user_attrs.get("status")
     return (trial.state == TrialState.COMPLETE or (trial.state == TrialState.PRUNED and status != "duplicate")
-            or (trial.state == TrialState.FAIL and status == "diverged"))
+            or (trial.state == TrialState.FAIL and status in ("diverged", "unstable")))
+
+
+def ranked_configurations(*, trials: list[FrozenTrial], objective: str) -> list[tuple[bool, list[FrozenTrial]]]:
+    """The study's configurations as ``cvae.scoring.rank`` orders them: [(qualifies, its seeds' trials)], from the
+    trials' status and checkpoint-choice figures (user attrs); crashed (`failed`) and unrun trials are left out."""
+    groups: dict[str, list[FrozenTrial]] = {}
+    for trial in trials:
+        status = trial.user_attrs.get("status")
+        if trial.state.is_finished() and status in STATUSES and status != "failed":
+            config = {k: v for k, v in trial_params(trial).items() if k != SEED_KEY}
+            groups.setdefault(trial.user_attrs.get("config_key", _item(config)), []).append(trial)
+
+    def seed(trial: FrozenTrial) -> tuple[str, float | None]:
+        attrs = trial.user_attrs
+        value = (objective_score(attrs["select_bleu4"], attrs["select_gaussian"], objective=objective)
+                 if "select_bleu4" in attrs else None)
+        return attrs["status"], value
+
+    return [(ok, groups[key]) for key, ok, _ in rank({key: [seed(t) for t in members]
+                                                         for key, members in groups.items()})]
 
 
 def prepare(*, study: optuna.Study, spec: Spec) -> list[FrozenTrial]:

@@ -22,6 +22,14 @@ def mean_std(mean: float, std: float, *, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def mean_std_text(values: list[float], *, digits: int = 3) -> str:
+    """``mean_std`` of a list of values (`–` when empty; no std for one value)."""
+    if not values:
+        return "–"
+    series = pd.Series(values, dtype=float)
+    return mean_std(series.mean(), series.std() if len(values) > 1 else None, digits=digits)
+
+
 def rate(count: float, total: float) -> str:
     """`1/2 (50%)`; `–` without a denominator."""
     if not total or pd.isna(total):
@@ -35,24 +43,26 @@ COLUMN_NAMES = {"optim.name": "optimizer", "optim.lr": "lr", "optim.clip_norm": 
 
 def leaderboard(configs: pd.DataFrame, *, varied: list[str], objective: str,
                 size: int = LEADERBOARD_SIZE) -> pd.DataFrame:
-    """Top ``size`` configurations by mean objective: varied params, figures as mean ± std, rates, n seeds."""
+    """Top ``size`` configurations as ``studies.results.aggregate`` ranks them (those whose seeds are mostly
+    healthy first, then by mean objective): varied params, figures as mean ± std, statuses, n seeds. A
+    configuration that does not qualify gets no rank (`–`), whatever its figures."""
     ranked = configs.dropna(subset=["objective mean"]).reset_index(drop=True)
-    on_front = pareto_mask(ranked, x="best/gaussian mean", y="best/bleu4 mean")
+    on_front = pareto_mask(ranked, x="best/gaussian_unique mean", y="best/bleu4 mean")
     top = ranked.head(size)
-    table = pd.DataFrame({"rank": range(1, len(top) + 1)})
+    qualified = top["qualifies"].astype(bool).to_numpy() if "qualifies" in top else [True] * len(top)
+    table = pd.DataFrame({"rank": [str(i + 1) if ok else "–" for i, ok in enumerate(qualified)]})
     if any(key.startswith("kl.") for key in varied):
         table["KL schedule"] = top["kl_label"].astype(str).to_numpy()
     for key in varied:
         if not key.startswith("kl."):
             table[COLUMN_NAMES.get(key, key)] = [fmt_value(v) for v in top[key]]
     columns = {f"objective ({objective_label(objective)})": "objective", "BLEU-4": "best/bleu4",
-               "Gaussian": "best/gaussian", "heldout BLEU-4": "best/heldout_bleu4",
-               "active units": "best/active_units", "KL (nats)": "best/kl"}
+               "Gaussian (distinct)": "best/gaussian_unique", "Gaussian (lab)": "best/gaussian",
+               "heldout BLEU-4": "best/heldout_bleu4", "active units": "best/active_units", "KL (nats)": "best/kl"}
     for title, figure in columns.items():
         digits = 1 if figure in ("best/active_units", "best/kl") else 3
         table[title] = [mean_std(m, s, digits=digits) for m, s in zip(top[f"{figure} mean"], top[f"{figure} std"])]
-    table["diverged"] = [rate(d, n) for d, n in zip(top["diverged"], top["n"])]
-    table["seeds (with checkpoint/all)"] = [f"{int(k)}/{int(n)}" for k, n in zip(top["objective count"], top["n"])]
+    table["seeds"] = top["statuses"].to_numpy() if "statuses" in top else ""
     table["Pareto front"] = ["yes" if flag else "" for flag in on_front[: len(top)]]
     return table
 

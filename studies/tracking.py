@@ -30,7 +30,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 from cvae.checkpoint import save_checkpoint
 from cvae.config import ConfigError, ExperimentConfig, dump_config
-from cvae.train import EpochRecord, TrainResult
+from cvae.train import TRACE_KEYS, EpochRecord, TrainResult
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 """Relative to the working directory: run from the project root, a bare `mlflow ui` there shows the study."""
@@ -38,7 +38,10 @@ TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "
 ROLE_FILTER = "tags.`cvae.role` = '{role}'"
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 """With a tracking server, MLflow prints two "View run" lines per ended run: not over the study's display."""
-BEST_KEYS = ("bleu4", "gaussian", "heldout_bleu4", "kl", "active_units", "mutual_info")
+BEST_KEYS = ("bleu4", "gaussian", "gaussian_unique", "heldout_bleu4", "kl", "active_units", "mutual_info",
+             "logvar_absmax")
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+"""Experiment tag that makes MLflow 3's UI open a study on its runs table (model training), not the GenAI overview."""
 
 
 def redact(url: str) -> str:
@@ -217,6 +220,7 @@ def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Pat
         experiment_id = experiment.experiment_id
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment_id)
+    client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND)
     tags = {"cvae.role": "study", "cvae.study": study, "cvae.objective": objective, "cvae.spec": str(spec_path),
             "optuna.storage": redact(storage)}
     found = client.search_runs([experiment_id], filter_string=ROLE_FILTER.format(role="study"), max_results=1)
@@ -279,11 +283,13 @@ def _fail_run(client: MlflowClient, run_id: str, *, error: str, only_running: bo
 
 
 def start_trial(client: MlflowClient, *, study_run: StudyRun, number: int, config: ExperimentConfig,
-                key: str) -> str:
-    """Create the child run of trial ``number`` with its tags and every config field as a param."""
+                key: str, name: str | None = None, phase: str = "search") -> str:
+    """Create the child run of trial ``number`` (named ``name``, default `trial-N`) with its tags and every config
+    field as a param; ``phase`` is `search` or `confirm` (retrained on fresh seeds)."""
     tags = {"mlflow.parentRunId": study_run.parent_run_id, "cvae.role": "trial", "cvae.study": study_run.study,
-            "optuna.trial_number": str(number), "cvae.config_key": key, "cvae.seed": str(config.train.seed)}
-    run_id = client.create_run(study_run.experiment_id, run_name=f"trial-{number}", tags=tags).info.run_id
+            "optuna.trial_number": str(number), "cvae.config_key": key, "cvae.seed": str(config.train.seed),
+            "cvae.phase": phase}
+    run_id = client.create_run(study_run.experiment_id, run_name=name or f"trial-{number}", tags=tags).info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in config.flat().items()])
     return run_id
 
@@ -316,9 +322,18 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
         if result.status == "diverged":
             tags.update({"cvae.diverged_step": str(result.diverged_step),
                          "cvae.divergence_cause": str(result.divergence_cause)})
+            if result.nonfinite:
+                tags["cvae.nonfinite"] = result.nonfinite
+        if result.stopped_epoch is not None:
+            tags["cvae.stopped_epoch"] = str(result.stopped_epoch)
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-                     tags=[RunTag(k, v) for k, v in tags.items()])
+    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    if result is not None:  # per-step trace: the first steps of every run, up to the non-finite step of a divergence
+        batch += [Metric(f"trace/{key}", point[key], now, int(point["step"])) for point in result.trace
+                  for key in TRACE_KEYS if key in point]
+    for start in range(0, max(len(batch), 1), 1000):  # MLflow takes at most 1000 metrics per batch
+        client.log_batch(run_id, metrics=batch[start:start + 1000],
+                         tags=[RunTag(k, v) for k, v in tags.items()] if start == 0 else [])
     if config is not None:
         with tempfile.TemporaryDirectory(prefix="cvae-trial-") as tmp:
             folder = Path(tmp)

@@ -27,10 +27,11 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from cvae.config import ExperimentConfig
-from cvae.metrics import latent_status
+from cvae.scoring import checkpoint_values, run_status
 from cvae.train import Data, EpochRecord, TrainResult, fit
 from studies import tracking
-from studies.spec import Spec, config_key, objective_values
+from studies.labels import run_name
+from studies.spec import Spec, config_key
 from studies.study import claim, is_rdb, open_storage
 
 Send = Callable[..., None]
@@ -70,10 +71,11 @@ def settle(*, result: TrainResult | None, error: str | None, objective: str, int
         return Outcome(TrialState.PRUNED, "pruned", "FINISHED")
     if not result.metrics:
         return Outcome(TrialState.FAIL, "failed", "FAILED", error="no evaluated epoch")
-    values = objective_values(result.metrics, objective=objective)
+    status = run_status(status=result.status, metrics=result.metrics)
+    values = checkpoint_values(result.metrics, objective=objective)
     if not all(math.isfinite(v) for v in values):
-        return Outcome(TrialState.FAIL, "failed", "FAILED", error=f"non-finite objective {values}")
-    return Outcome(TrialState.COMPLETE, latent_status(result.metrics), "FINISHED", values=values)
+        return Outcome(TrialState.FAIL, "unstable", "FAILED", error=f"non-finite objective {values}")
+    return Outcome(TrialState.COMPLETE, status, "FINISHED", values=values)
 
 
 def quiet_logs() -> None:
@@ -170,9 +172,11 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
         key = config_key(config)
         trial.set_user_attr("config_key", key)
         trial.set_user_attr("seed", config.train.seed)
+        varied = sorted({key for dim in job.spec.space for key in dim.targets()})
         with timer:
             run_id = tracking.start_trial(client, study_run=job.study_run, number=trial.number, config=config,
-                                          key=key)
+                                          key=key, name=run_name(config.flat(), varied=varied),
+                                          phase=job.spec.phase)
         trial.set_user_attr("mlflow_run_id", run_id)
         hook = _EpochHook(trial=trial, objective=objective, send=send,
                           log=timer.wrap(lambda record: tracking.log_epoch(client, run_id=run_id, record=record)))
@@ -218,7 +222,9 @@ def _trial_attrs(result: TrainResult | None, outcome: Outcome) -> dict[str, Any]
     if result is not None:
         if result.best_epoch is not None:
             attrs.update(best_epoch=result.best_epoch, bleu4=result.metrics["val/bleu4"],
-                         gaussian=result.metrics["val/gaussian"], select_bleu4=result.metrics["select/bleu4"],
+                         gaussian=result.metrics["val/gaussian"],
+                         gaussian_unique=result.metrics.get("val/gaussian_unique", math.nan),
+                         select_bleu4=result.metrics["select/bleu4"],
                          select_gaussian=result.metrics["select/gaussian"])
         if result.status == "diverged":
             attrs.update(diverged_step=result.diverged_step, divergence_cause=result.divergence_cause)
@@ -261,5 +267,5 @@ class _EpochHook:
                   gaussian=metrics["val/gaussian"])
         if self.objective == "pareto":
             return False
-        self.trial.report(objective_values(metrics, objective=self.objective)[0], record.epoch)
+        self.trial.report(checkpoint_values(metrics, objective=self.objective)[0], record.epoch)
         return bool(self.trial.should_prune())

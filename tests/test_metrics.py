@@ -4,7 +4,7 @@ import pytest
 import torch
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from cvae.metrics import (active_units, bleu4, gaussian_generations, gaussian_score, kl_per_dim, latent_status,
+from cvae.metrics import (active_units, bleu4, gaussian_generations, gaussian_score, kl_per_dim,
                           mean_bleu4, mutual_information)
 
 ROWS = [("go", "goes", "going", "went"), ("run", "runs", "running", "ran"), ("go", "goes", "going", "went")]
@@ -75,14 +75,6 @@ def test_mutual_information_zero_when_posteriors_equal_and_large_when_separated(
     mu = torch.randn(n, dims, generator=torch.Generator().manual_seed(0)) * 10
     separated = mutual_information(mu, torch.full((n, dims), -6.0))
     assert separated == pytest.approx(math.log(n), rel=0.05)  # bounded by log N, reached when separable
-
-
-def test_latent_status():
-    assert latent_status({"val/kl": 0.05, "val/active_units": 3}) == "collapsed"
-    assert latent_status({"val/kl": 3.0, "val/active_units": 0}) == "collapsed"
-    assert latent_status({"val/kl": 30.0, "val/active_units": 20, "val/gaussian": 0.0, "val/bleu4": 0.9}) == \
-        "prior_hole"
-    assert latent_status({"val/kl": 12.0, "val/active_units": 20, "val/gaussian": 0.4, "val/bleu4": 0.9}) == "ok"
 
 
 def test_gaussian_unique_exposes_a_decoder_stuck_on_one_row():

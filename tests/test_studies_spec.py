@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from cvae.config import ConfigError, ExperimentConfig
-from studies.spec import SECTIONS, SEED_KEY, Space, SpecFile, StudySettings, config_key, load_spec, objective_values
+from studies.spec import SECTIONS, SEED_KEY, Space, SpecFile, StudySettings, config_key, load_spec
 from studies.tracking import redact
 
 BASE = "extends: baseline.yaml\nmodel: {hidden_size: 32, embed_size: 16, latent_size: 8, cond_size: 4}\n"
@@ -166,14 +166,6 @@ def test_spec_schema_covers_every_experiment_section_and_documents_every_field()
     for model in (SpecFile, Space, StudySettings):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"
-
-
-def test_objective_values() -> None:
-    metrics = {"select/bleu4": 0.6, "select/gaussian": 0.2, "val/bleu4": 0.0, "val/gaussian": 0.0}
-    assert objective_values(metrics, objective="bleu4") == [0.6]
-    assert objective_values(metrics, objective="min_of_both") == [0.2]
-    assert objective_values(metrics, objective="pareto") == [0.6, 0.2]
-    assert objective_values(metrics, objective="bleu4+gaussian") == [pytest.approx(0.8)]
 
 
 @pytest.mark.parametrize("url, expected", [

@@ -1,3 +1,4 @@
+import math
 import subprocess
 import sys
 
@@ -112,3 +113,45 @@ def test_checkpoint_is_chosen_on_validation_figures_not_the_reported_ones():
     assert all("select/bleu4" in r.metrics and "val/bleu4" in r.metrics for r in result.history)
     no_val = fit(tiny_config(data={"val_pairs": 0}, train={"epochs": 1}))
     assert no_val.metrics["select/bleu4"] == no_val.metrics["val/bleu4"]
+
+
+def test_a_diverged_run_keeps_its_trace_up_to_the_nonfinite_step_and_names_the_tensor():
+    result = fit(tiny_config(optim={"name": "sgd", "lr": 1e4, "clip_norm": None}, train={"epochs": 5}))
+    assert result.status == "diverged"
+    steps = [int(point["step"]) for point in result.trace]
+    assert steps == list(range(1, result.diverged_step + 1))  # from the start up to the non-finite step
+    last = result.trace[-1]
+    assert not all(math.isfinite(last[k]) for k in ("loss", "grad_norm") if k in last)
+    assert result.nonfinite  # the first non-finite tensor (or the overflowing gradient) is named
+
+
+def test_a_healthy_run_keeps_only_its_first_steps():
+    from cvae.train import TRACE_HEAD
+    result = fit(tiny_config(train={"epochs": 1}))
+    assert 0 < len(result.trace) <= TRACE_HEAD and result.nonfinite is None
+    assert {"loss", "kl", "grad_norm", "grad_norm_encoder", "grad_norm_decoder", "logvar_absmax"} <= set(result.trace[0])
+
+
+def test_collapse_detector_stops_a_collapsing_run_and_leaves_a_healthy_one_alone():
+    # the full KL weight from step 0 on a tiny model collapses the posterior within a few epochs
+    collapsing = fit(tiny_config(kl={"schedule": "constant", "beta_max": 1.0}, optim={"lr": 0.03},
+                                 train={"epochs": 12, "collapse_patience": 2}))
+    assert collapsing.status == "collapsed" and collapsing.stopped_epoch is not None
+    assert collapsing.epochs_done == collapsing.stopped_epoch < 12
+    kl = [r.metrics["val/kl"] for r in collapsing.history[-2:]]
+    au = [r.metrics["val/active_units"] for r in collapsing.history[-2:]]
+    assert all(k < 0.1 or a == 0 for k, a in zip(kl, au))
+    # BN-VAE keeps every dimension's KL up: never collapses, so the detector never fires
+    healthy = fit(tiny_config(kl={"schedule": "constant", "beta_max": 1.0}, model={"mu_bn": 0.7}, optim={"lr": 0.03},
+                              train={"epochs": 6, "collapse_patience": 2}))
+    assert healthy.status == "ok" and healthy.stopped_epoch is None and healthy.epochs_done == 6
+    assert min(r.metrics["val/kl"] for r in healthy.history) > 0.1
+
+
+def test_checkpoint_choice_skips_collapsed_epochs_when_a_healthy_one_exists():
+    from cvae.scoring import epoch_health
+    result = fit(tiny_config(kl={"schedule": "constant", "beta_max": 1.0}, optim={"lr": 0.03},
+                             train={"epochs": 8}))
+    health = [epoch_health(r.metrics) for r in result.history]
+    assert "ok" in health and "collapsed" in health  # the situation the rule is for does occur
+    assert epoch_health(result.metrics) == "ok"

@@ -1,0 +1,141 @@
+"""How checkpoints, runs and configurations are judged: the objectives and the statuses, defined once.
+
+Everything that ranks (checkpoint choice in ``cvae.train``, Optuna's trial values, the report's leaderboard and
+closing table, ``studies.best``) and everything that names what happened to a run imports this module.
+
+Why the objectives use a *distinct-row* Gaussian figure. The lab's Gaussian score counts a draw as a hit when its
+four words form a training row; a collapsed decoder that emits one training verb for every z scores 1.0 on it
+(our own ablation crowned such a model: BLEU-4 0.07, Gaussian 1.0). ``select/gaussian`` (the checkpoint-choice
+figure) and the collapse-proof reported figure ``val/gaussian_unique`` count the *distinct* training rows hit per
+draw instead, so a decoder that repeats one row scores 1/n. The lab's score is still reported as ``val/gaussian``
+for comparison with the lab, and never ranks anything.
+
+Statuses, in the order they are decided:
+- ``diverged``: the loss or a gradient became non-finite (training stopped at that step);
+- ``unstable``: the latent overflowed (KL or |log-variance| beyond ``UNSTABLE_KL`` / ``UNSTABLE_LOGVAR``, or a
+  non-finite figure): the run's figures are not numbers to average;
+- ``collapsed``: the posterior fell onto the prior (KL < ``COLLAPSE_KL`` nats or no active unit), at the chosen
+  checkpoint or for ``train.collapse_patience`` evaluated epochs after the KL warm-up (the detector stops it);
+- ``prior_hole``: good conversions (BLEU-4 >= ``PRIOR_HOLE_BLEU``) from a latent far from the prior
+  (KL > ``PRIOR_HOLE_KL``) whose noise decodes to nothing valid (distinct Gaussian <= ``PRIOR_HOLE_GAUSSIAN``);
+- ``works``: passes the lab's line at its checkpoint, test BLEU-4 >= ``LAB_BLEU`` and distinct-row Gaussian
+  >= ``LAB_GAUSSIAN``;
+- ``weak``: none of the above: no failure detected, below the line.
+A study adds ``pruned`` (stopped by the pruner) and ``failed`` (a crash; not data).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+LAB_BLEU = 0.70
+"""The lab's full-credit line for BLEU-4 on the test conversions."""
+LAB_GAUSSIAN = 0.30
+"""The lab's full-credit line for the Gaussian score (here: its distinct-row form)."""
+COLLAPSE_KL = 0.1
+"""Below this KL (nats, summed over dimensions, averaged over the training words) the posterior has collapsed."""
+PRIOR_HOLE_KL = 5.0
+"""Above this KL, with good conversions and noise that decodes to nothing valid: a prior hole."""
+PRIOR_HOLE_GAUSSIAN = 0.02
+PRIOR_HOLE_BLEU = 0.5
+UNSTABLE_KL = 1e4
+"""A KL above this many nats is an overflowing latent, not a figure (seen: 8e12 nats with grad norms of 5e9)."""
+UNSTABLE_LOGVAR = 30.0
+"""A posterior log-variance beyond +-this (a variance of e^30) is overflowing."""
+
+OBJECTIVES: tuple[str, ...] = ("bleu4", "gaussian", "bleu4+gaussian", "min_of_both", "pareto")
+"""Objective names: BLEU-4, Gaussian, their sum, their minimum, or both (Pareto); ``gaussian`` is distinct-row."""
+STATUSES: tuple[str, ...] = ("works", "weak", "collapsed", "prior_hole", "unstable", "diverged", "pruned", "failed")
+"""Every status a trial can end with."""
+HEALTHY: tuple[str, ...] = ("works", "weak")
+"""Statuses of runs whose figures may win a ranking."""
+FINISHED: tuple[str, ...] = ("works", "weak", "collapsed", "prior_hole", "unstable")
+"""Statuses of runs that trained to a decision and chose a checkpoint."""
+FAILURES: tuple[str, ...] = ("collapsed", "prior_hole", "unstable", "diverged")
+"""Statuses that are failures of the configuration (a configuration mostly in these never wins)."""
+
+SELECT_BLEU, SELECT_GAUSSIAN = "select/bleu4", "select/gaussian"
+"""The checkpoint-choice figures every objective is computed from (validation pairs; distinct-row Gaussian)."""
+
+
+def objective_values(bleu4: float, gaussian: float, *, objective: str) -> list[float]:
+    """The value(s) to maximise from a checkpoint's BLEU-4 and distinct-row Gaussian figures."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    return {"bleu4": [bleu4], "gaussian": [gaussian], "bleu4+gaussian": [bleu4 + gaussian],
+            "min_of_both": [min(bleu4, gaussian)], "pareto": [bleu4, gaussian]}[objective]
+
+
+def objective_score(bleu4: float, gaussian: float, *, objective: str) -> float:
+    """One number to rank by: the objective, or for ``pareto`` the sum of both."""
+    values = objective_values(bleu4, gaussian, objective=objective)
+    return values[0] if len(values) == 1 else sum(values)
+
+
+def checkpoint_values(metrics: Mapping[str, float], *, objective: str) -> list[float]:
+    """The objective of an evaluated epoch, from its checkpoint-choice figures ``select/*``."""
+    return objective_values(metrics[SELECT_BLEU], metrics[SELECT_GAUSSIAN], objective=objective)
+
+
+def _finite(metrics: Mapping[str, float], keys: Iterable[str]) -> bool:
+    return all(math.isfinite(metrics[k]) for k in keys if k in metrics)
+
+
+def epoch_health(metrics: Mapping[str, float]) -> str:
+    """`unstable`, `collapsed` or `ok` for one evaluated epoch's latent figures (`val/kl`, `val/active_units`,
+    `val/logvar_absmax`)."""
+    kl, au = metrics.get("val/kl"), metrics.get("val/active_units")
+    if not _finite(metrics, ("val/kl", "val/logvar_absmax", "val/bleu4", "select/bleu4")):
+        return "unstable"
+    if (kl is not None and kl > UNSTABLE_KL) or metrics.get("val/logvar_absmax", 0.0) > UNSTABLE_LOGVAR:
+        return "unstable"
+    if (kl is not None and kl < COLLAPSE_KL) or au == 0:
+        return "collapsed"
+    return "ok"
+
+
+def checkpoint_status(metrics: Mapping[str, float]) -> str:
+    """Status of a run from its chosen checkpoint's figures: unstable, collapsed, prior_hole, works or weak."""
+    health = epoch_health(metrics)
+    if health != "ok":
+        return health
+    bleu, unique = metrics.get("val/bleu4", 0.0), metrics.get("val/gaussian_unique", 0.0)
+    if metrics.get("val/kl", 0.0) > PRIOR_HOLE_KL and unique <= PRIOR_HOLE_GAUSSIAN and bleu >= PRIOR_HOLE_BLEU:
+        return "prior_hole"
+    if bleu >= LAB_BLEU and unique >= LAB_GAUSSIAN:
+        return "works"
+    return "weak"
+
+
+def run_status(*, status: str, metrics: Mapping[str, float]) -> str:
+    """Status of a finished ``cvae.train.fit`` run: its own ending (diverged, collapsed or unstable when a detector
+    stopped it) or, for a run that trained on, its checkpoint's status; ``failed`` without a checkpoint."""
+    if status in ("diverged", "collapsed", "unstable"):
+        return status
+    if not metrics:
+        return "failed"
+    return checkpoint_status(metrics)
+
+
+def qualifies(statuses: Iterable[str]) -> bool:
+    """Whether a configuration may win: most of its seeds are healthy (works or weak), none failed to a crash
+    counted against it, and at least one seed ran. A configuration whose seeds mostly collapsed, diverged, sat
+    in a prior hole or overflowed never qualifies."""
+    counted = [s for s in statuses if s in HEALTHY or s in FAILURES or s == "pruned"]
+    healthy = sum(s in HEALTHY for s in counted)
+    return bool(counted) and healthy * 2 > len(counted)
+
+
+def rank(configurations: Mapping[str, Iterable[tuple[str, float | None]]]) -> list[tuple[str, bool, float]]:
+    """The one ranking of configurations, best first: ``{key: [(status, objective or None), ...] per seed}`` ->
+    ``[(key, qualifies, mean objective), ...]``. Configurations that qualify come first; within each group, the
+    higher mean objective over the seeds that have one (NaN last)."""
+    ranked = []
+    for key, seeds in configurations.items():
+        seeds = list(seeds)
+        scores = [s for _, s in seeds if s is not None and math.isfinite(s)]
+        mean = sum(scores) / len(scores) if scores else math.nan
+        ranked.append((key, qualifies(status for status, _ in seeds), mean))
+    ranked.sort(key=lambda item: (not item[1], math.isnan(item[2]), -item[2] if not math.isnan(item[2]) else 0.0))
+    return ranked

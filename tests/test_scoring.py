@@ -1,0 +1,71 @@
+"""cvae.scoring: objectives, statuses and the one ranking (a collapsed configuration never wins)."""
+
+import math
+
+import pytest
+
+from cvae.scoring import (checkpoint_status, checkpoint_values, epoch_health, objective_values, qualifies, rank,
+                          run_status)
+
+HEALTHY = {"val/kl": 12.0, "val/active_units": 20, "val/logvar_absmax": 3.0, "val/bleu4": 0.9,
+           "val/gaussian": 0.4, "val/gaussian_unique": 0.4, "select/bleu4": 0.9, "select/gaussian": 0.4}
+
+
+def test_objective_values():
+    assert objective_values(0.6, 0.2, objective="bleu4") == [0.6]
+    assert objective_values(0.6, 0.2, objective="min_of_both") == [0.2]
+    assert objective_values(0.6, 0.2, objective="pareto") == [0.6, 0.2]
+    assert objective_values(0.6, 0.2, objective="bleu4+gaussian") == [pytest.approx(0.8)]
+    with pytest.raises(ValueError, match="unknown objective"):
+        objective_values(0.6, 0.2, objective="bleu")
+
+
+def test_checkpoint_values_read_the_distinct_row_validation_figure():
+    # a decoder stuck on one row: lab Gaussian 1.0 on the test draw, but 1/100 distinct rows on validation
+    stuck = {**HEALTHY, "val/gaussian": 1.0, "select/gaussian": 0.01, "select/bleu4": 0.07}
+    assert checkpoint_values(stuck, objective="bleu4+gaussian") == [pytest.approx(0.08)]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({}, "works"),
+    ({"val/bleu4": 0.5}, "weak"),
+    ({"val/gaussian_unique": 0.1, "val/gaussian": 0.9}, "weak"),  # the lab's score alone never passes the line
+    ({"val/kl": 0.05}, "collapsed"),
+    ({"val/active_units": 0, "val/kl": 3.0}, "collapsed"),
+    ({"val/kl": 30.0, "val/gaussian_unique": 0.0}, "prior_hole"),
+    ({"val/kl": 8e12}, "unstable"),
+    ({"val/logvar_absmax": 80.0}, "unstable"),
+    ({"val/kl": math.inf}, "unstable"),
+    ({"select/bleu4": math.nan}, "unstable"),
+])
+def test_checkpoint_status(change, expected):
+    assert checkpoint_status({**HEALTHY, **change}) == expected
+
+
+def test_run_status_keeps_a_detector_stop_and_a_divergence():
+    assert run_status(status="diverged", metrics={}) == "diverged"
+    assert run_status(status="collapsed", metrics=HEALTHY) == "collapsed"
+    assert run_status(status="ok", metrics={}) == "failed"
+    assert run_status(status="ok", metrics=HEALTHY) == "works"
+    assert epoch_health(HEALTHY) == "ok"
+
+
+@pytest.mark.parametrize(("statuses", "expected"), [
+    (["works", "weak"], True), (["works", "collapsed", "weak"], True), (["works", "collapsed"], False),
+    (["collapsed", "collapsed"], False), (["prior_hole"], False), (["diverged", "works", "unstable"], False),
+    ([], False), (["failed"], False),
+])
+def test_qualifies(statuses, expected):
+    assert qualifies(statuses) is expected
+
+
+def test_rank_puts_a_collapsed_gaussian_one_below_a_healthy_configuration():
+    # the collapsed configuration's lab figures would win (Gaussian 1.0); its objective is high too here on purpose
+    ranked = rank({"collapsed": [("collapsed", 1.9), ("collapsed", 1.8)],
+                   "healthy": [("works", 1.2), ("weak", 0.9)],
+                   "hole": [("prior_hole", 1.95), ("works", 1.3)],
+                   "nothing": [("diverged", None)]})
+    assert [key for key, _, _ in ranked][:1] == ["healthy"]
+    assert [ok for _, ok, _ in ranked] == [True, False, False, False]
+    assert ranked[0][2] == pytest.approx(1.05)
+    assert ranked[-1][0] == "nothing" and math.isnan(ranked[-1][2])
