@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studies.labels import config_label, fmt_value, objective_label
-from studies.results import ReportError, aggregate, load_study, open_client, param_types, varied_params
+from studies.results import ReportError, aggregate, load_study, open_client, param_types, varied_params, winner
 from studies.tables import mean_std, rate
 from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets
 
@@ -34,25 +34,27 @@ class Best:
     run_id: str
     seed: Any
     run_objective: float
+    source: str = "search"  # `confirm`: figures from the confirmation on fresh seeds
+    statuses: str = ""
 
 
 def find_best(*, tracking_uri: str, study: str) -> Best:
     """The best configuration of ``study``; a ReportError when no trial has checkpoint figures yet."""
     runs = load_study(client=open_client(tracking_uri=tracking_uri), study=study)
-    configs = aggregate(runs.trials, objective=runs.objective).dropna(subset=["objective mean"])
-    if configs.empty:
-        raise ReportError(f"study {study!r} has no trial with checkpoint figures (best/*) yet")
-    row = configs.iloc[0]
+    row, source = winner(configs=aggregate(runs.trials, objective=runs.objective),
+                         confirmed=aggregate(runs.trials, objective=runs.objective, phase="confirm"))
+    if row is None:
+        raise ReportError(f"study {study!r}: no winner: {source}")
     varied = varied_params(runs.trials)
     params = {key: row[key] for key in param_types() if key in row.index}
     figures = {name: (row[f"{name} mean"], row[f"{name} std"])
-               for name in ("objective", "best/bleu4", "best/gaussian", "best/heldout_bleu4", "best/active_units",
-                            "best/kl")}
+               for name in ("objective", "best/bleu4", "best/gaussian_unique", "best/gaussian", "best/heldout_bleu4",
+                            "best/active_units", "best/kl")}
     return Best(study=study, objective=runs.objective, config_key=row["config_key"],
                 label=config_label(row, varied=varied), searched={key: params[key] for key in varied}, params=params,
                 figures=figures, n=int(row["n"]), with_checkpoint=int(row["objective count"]),
                 diverged=int(row["diverged"]), run_id=row["best_run_id"], seed=row["best_seed"],
-                run_objective=float(row["best_run_objective"]))
+                run_objective=float(row["best_run_objective"]), source=source, statuses=str(row["statuses"]))
 
 
 def describe(best: Best, *, all_params: bool = False) -> str:
@@ -63,7 +65,10 @@ def describe(best: Best, *, all_params: bool = False) -> str:
     lines = [
         f"study {best.study} · objective {objective_label(best.objective)} (mean over seeds)",
         f"best configuration {best.config_key}: {best.label}",
+        "  figures from its confirmation on fresh seeds" if best.source == "confirm" else
+        "  figures from the search (not confirmed on fresh seeds)",
         f"  {figures}",
+        f"  seeds: {best.statuses}",
         f"  seeds with a checkpoint {best.with_checkpoint}/{best.n}, diverged {rate(best.diverged, best.n)}",
         "  params:" if all_params else "  searched params (the run's config.yaml artifact has them all):",
         *[f"    {key} = {fmt_value(value)}" for key, value in shown.items()],

@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from studies import document as doc
 from studies import figures, tables
 from studies.labels import config_label, objective_label, pow10
-from studies.results import (AGGREGATED, ReportError, StudyRuns, aggregate, collapse_cells, explosion_cells,
+from studies.results import (AGGREGATED, winner, ReportError, StudyRuns, aggregate, collapse_cells, explosion_cells,
                              load_curves, load_study, open_client, varied_params)
 from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets, redact
 
@@ -39,8 +39,10 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path, storage: str
     runs = load_study(client=client, study=study)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    trials = runs.trials
-    configs = aggregate(trials, objective=runs.objective)
+    everything = runs.trials
+    trials = everything[everything["phase"] == "search"]
+    configs = aggregate(everything, objective=runs.objective)
+    confirmed = aggregate(everything, objective=runs.objective, phase="confirm")
     varied = varied_params(trials)
     explosion, collapse = explosion_cells(trials), collapse_cells(trials)
     roles = curve_roles(configs, varied=varied)
@@ -62,9 +64,10 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path, storage: str
     else:
         (out / "importance.png").unlink(missing_ok=True)  # not a stale one from an earlier report
 
-    trials.to_csv(out / "trials.csv", index=False)
+    everything.to_csv(out / "trials.csv", index=False)
     configs.to_csv(out / "configs.csv", index=False)
-    blocks = _blocks(runs=runs, configs=configs, varied=varied, explosion=explosion, collapse=collapse,
+    blocks = _blocks(runs=runs, configs=configs, confirmed=confirmed, varied=varied, explosion=explosion,
+                     collapse=collapse,
                      paths=paths, notes=notes, importance_note=importance_note, tracking_uri=tracking_uri)
     (out / "report.md").write_text(doc.to_markdown(blocks), encoding="utf-8")
     (out / "report.html").write_text(doc.to_html(blocks, title=f"Study report: {study}"), encoding="utf-8")
@@ -155,7 +158,14 @@ def optuna_importances(*, study: str, storage: str | None,
 # The document
 
 
-def _findings(*, configs: pd.DataFrame, explosion: pd.DataFrame, collapse: pd.DataFrame,
+def _figures_text(row: pd.Series) -> str:
+    return (f"BLEU-4 {tables.mean_std(row['best/bleu4 mean'], row['best/bleu4 std'])}, Gaussian (distinct rows) "
+            f"{tables.mean_std(row['best/gaussian_unique mean'], row['best/gaussian_unique std'])}, "
+            f"Gaussian (lab) {tables.mean_std(row['best/gaussian mean'], row['best/gaussian std'])}; "
+            f"seeds: {row['statuses']}")
+
+
+def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.DataFrame, collapse: pd.DataFrame,
               varied: list[str]) -> list[str]:
     items = []
     if explosion.empty:
@@ -180,24 +190,20 @@ def _findings(*, configs: pd.DataFrame, explosion: pd.DataFrame, collapse: pd.Da
                              f"{worst['kl_mean']:.2f} nats, {worst['au_mean']:.1f} active units).")
             else:
                 items.append(f"**{name}**: none of the {int(collapse['n'].sum())} finished trials.")
-    ranked = configs.dropna(subset=["objective mean"])
-    qualified = ranked[ranked["qualifies"]]
-    if ranked.empty:
-        items.append("**Winner**: none: no configuration produced a checkpoint.")
-    elif qualified.empty:
-        items.append("**Winner**: none. No configuration qualifies: every one has most of its seeds collapsed, "
-                     "diverged, in a prior hole or overflowing, so there is no setting to recommend from this "
-                     "study.")
+    best, source = winner(configs=configs, confirmed=confirmed)
+    if best is None:
+        items.append(f"**Winner**: none. {source[0].upper()}{source[1:]}.")
     else:
-        best = qualified.iloc[0]
-        items.append(f"**Winner** (search): {config_label(best, varied=varied)}: BLEU-4 "
-                     f"{tables.mean_std(best['best/bleu4 mean'], best['best/bleu4 std'])}, Gaussian (distinct rows) "
-                     f"{tables.mean_std(best['best/gaussian_unique mean'], best['best/gaussian_unique std'])}, "
-                     f"seeds: {best['statuses']}; its best checkpoint is in run `{best['best_run_id']}`.")
+        searched = configs.set_index("config_key").loc[best["config_key"]]
+        where = "confirmed on fresh seeds" if source == "confirm" else "search only: not confirmed on fresh seeds"
+        items.append(f"**Winner** ({where}): {config_label(best, varied=varied)}: {_figures_text(best)}"
+                     + (f". In the search: {_figures_text(searched)}" if source == "confirm" else "")
+                     + f". Its best checkpoint is in run `{best['best_run_id']}`.")
     return items
 
 
-def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, varied: list[str], explosion: pd.DataFrame,
+def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, varied: list[str],
+            explosion: pd.DataFrame,
             collapse: pd.DataFrame, paths: dict[str, Path], notes: dict[str, str | None],
             importance_note: str | None, tracking_uri: str) -> list[doc.Block]:
     trials = runs.trials
@@ -217,7 +223,8 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, varied: list[str], explos
                  f" · varied: {', '.join(f'`{k}`' for k in varied) or 'nothing'} · tracking `{redact(tracking_uri)}` · "
                  f"{when}."),
         doc.Heading("Findings"),
-        doc.Bullets(_findings(configs=configs, explosion=explosion, collapse=collapse, varied=varied)),
+        doc.Bullets(_findings(configs=configs, confirmed=confirmed, explosion=explosion, collapse=collapse,
+                              varied=varied)),
         doc.Heading("Leaderboard"),
         doc.Text(f"Configurations whose seeds are mostly healthy (`works` or `weak`) are ranked by the objective "
                  f"({objective}) on the checkpoint-choice figures, whose Gaussian counts distinct training rows; "
@@ -226,6 +233,11 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, varied: list[str], explos
                  f"for comparison and never ranked on. Reuse the winner: `python -m studies.best {runs.study}`."),
         doc.Table(tables.leaderboard(configs, varied=varied, objective=runs.objective),
                   empty_note="no configuration produced a checkpoint"),
+        doc.Heading("Confirmation on fresh seeds"),
+        doc.Text("The top qualifying configurations of the search, retrained on seeds the search never used (a "
+                 "search's best seeds flatter it: the winner's curse). The winner and its figures come from here."),
+        doc.Table(tables.leaderboard(confirmed, varied=varied, objective=runs.objective),
+                  empty_note="no confirmation runs (none qualified, or study.confirm.top is 0)"),
         doc.Heading("BLEU-4 vs Gaussian score"),
         *figure("scores", "BLEU-4 vs Gaussian score per configuration"),
         doc.Heading("Where gradients explode"),

@@ -127,6 +127,7 @@ def trials_frame(runs: list) -> pd.DataFrame:
             "config_key": tags.get("cvae.config_key") or _digest(run.data.params), "status": status,
             "state": tags.get("optuna.state"), "diverged_step": _int(tags.get("cvae.diverged_step")),
             "divergence_cause": tags.get("cvae.divergence_cause"), "phase": tags.get("cvae.phase", "search"),
+            "blocks": tags.get("cvae.blocks", ""),
             "run_name": run.info.run_name, "stopped_epoch": _int(tags.get("cvae.stopped_epoch")),
         }
         record.update(run.data.params)
@@ -134,7 +135,7 @@ def trials_frame(runs: list) -> pd.DataFrame:
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=["run_id", "trial", "seed", "config_key", "status", "state",
                                                         "diverged_step", "divergence_cause", "phase",
-                                                        "stopped_epoch"] if not records else None)
+                                                        "blocks", "stopped_epoch"] if not records else None)
     frame = cast_params(frame)
     for figure in FIGURES:
         if figure not in frame:
@@ -272,6 +273,22 @@ def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = "search") ->
     return configs.loc[[key for key, _, _ in order]].reset_index()
 
 
+def winner(*, configs: pd.DataFrame, confirmed: pd.DataFrame) -> tuple[pd.Series | None, str]:
+    """The study's winner and where its figures come from: the best qualifying configuration of the confirmation
+    on fresh seeds when there is one, else of the search (`search`), else (None, why there is none)."""
+    for frame, source in ((confirmed, "confirm"), (configs, "search")):
+        ranked = frame.dropna(subset=["objective mean"]) if not frame.empty else frame
+        if not ranked.empty and ranked["qualifies"].any():
+            return ranked[ranked["qualifies"]].iloc[0], source
+        if source == "confirm" and not frame.empty:
+            return None, ("no configuration qualified on the fresh seeds of the confirmation (most of each one's "
+                          "seeds collapsed, diverged, sat in a prior hole or overflowed)")
+    if configs.empty or configs["objective mean"].isna().all():
+        return None, "no configuration produced a checkpoint"
+    return None, ("no configuration qualifies: every one has most of its seeds collapsed, diverged, in a prior hole "
+                  "or overflowing, so there is no setting to recommend from this study")
+
+
 def pareto_mask(frame: pd.DataFrame, *, x: str, y: str) -> np.ndarray:
     """True for the rows whose (x, y) no other row beats on both (maximising); rows with NaN are never on it."""
     xs, ys = frame[x].to_numpy(dtype=float), frame[y].to_numpy(dtype=float)
@@ -287,9 +304,28 @@ def pareto_mask(frame: pd.DataFrame, *, x: str, y: str) -> np.ndarray:
 # Map cells
 
 
+EXPLOSION_KEYS = ("optim.name", "optim.lr", "optim.clip_norm")
+COLLAPSE_KEYS = ("kl.schedule", "kl.beta_max", "kl.free_bits", "model.latent_size", "model.mu_bn")
+
+
+def block_rows(trials: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """The search trials a map is drawn from: with a blocked design, those of the blocks that vary any of
+    ``keys`` (a configuration shared by blocks belongs to each); without blocks, every search trial."""
+    search = trials[trials["phase"] == "search"] if "phase" in trials else trials
+    if "blocks" not in search or not search["blocks"].astype(bool).any():
+        return search
+    members = search["blocks"].astype(str).str.split("+")
+    names = sorted({name for names in members for name in names if name})
+    chosen = [name for name in names
+              if any(k in search and search.loc[members.map(lambda m, n=name: n in m), k].astype(object)
+                     .nunique(dropna=False) > 1 for k in keys)]
+    return search[members.map(lambda m: any(name in m for name in chosen))]
+
+
 def explosion_cells(trials: pd.DataFrame) -> pd.DataFrame:
     """Per (optimizer, lr level, clip level; see ``levels``): trials, diverged fraction, median/max of
     `run/grad_norm_max`, median divergence step, most common cause."""
+    trials = block_rows(trials, EXPLOSION_KEYS)
     data = trials[trials["status"].isin(AGGREGATED)].copy()
     keys = ["optim.name", "lr", "clip"]
     if data.empty:
@@ -313,6 +349,7 @@ def _common_cause(causes: pd.Series) -> str | None:
 
 def collapse_cells(trials: pd.DataFrame) -> pd.DataFrame:
     """Per (KL bundle, latent-size level), over finished trials: AU, KL (nats), MI, scores, collapse/hole counts."""
+    trials = block_rows(trials, COLLAPSE_KEYS)
     data = trials[trials["finished"]].copy()
     keys = ["kl_group", "latent"]
     columns = [*keys, "n", "collapsed", "prior_hole", "au_mean", "au_std", "kl_mean", "kl_std", "mi_mean",

@@ -150,7 +150,7 @@ def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source
                 raise ConfigError(f"{at}: expected a single value for {key}, got {value!r}")
             else:
                 assignments = {key: value}
-            sets.append(_validated(assignments, base_tree=base_tree, where=at))
+            sets.append(validated_assignments(assignments, base_tree=base_tree, where=at))
         labels = [_label(s, prefix=f"{key}.") if section is not None else s[key] for s in sets]
         for i, label in enumerate(labels):
             if label in labels[:i]:
@@ -168,11 +168,11 @@ def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source
                 raise ConfigError(f"{where}.{name}: {key} is an integer field, got {value:g}")
     for name in ("low", "high"):
         value = getattr(space, name)
-        _validated({key: int(value) if kind == "int" else value}, base_tree=base_tree, where=f"{where}.{name}")
+        validated_assignments({key: int(value) if kind == "int" else value}, base_tree=base_tree, where=f"{where}.{name}")
     return Dimension(key=key, kind=kind, low=space.low, high=space.high, log=space.log, step=space.step)
 
 
-def _validated(assignments: dict[str, Any], *, base_tree: dict[str, Any], where: str) -> dict[str, Any]:
+def validated_assignments(assignments: dict[str, Any], *, base_tree: dict[str, Any], where: str) -> dict[str, Any]:
     """Apply ``assignments`` to the base and validate; the values as the config types read them."""
     tree = copy.deepcopy(base_tree)
     for key, value in assignments.items():

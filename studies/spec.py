@@ -17,6 +17,7 @@ sets the key and the full key path. Nothing here knows Optuna or MLflow.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import itertools
 import json
@@ -29,9 +30,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cvae.config import (ConfigError, ExperimentConfig, build_config, describe_validation_error, find_spec_file,
+from cvae.config import (ConfigError, ExperimentConfig, build_config, describe_validation_error, find_spec_file, flatten,
                          load_yaml, parse_override, set_dotted)
-from studies.space import SEED_KEY, Dimension, Space, build_dimension
+from studies.space import SEED_KEY, Dimension, Space, build_dimension, validated_assignments
 
 __all__ = ["SEED_KEY", "Dimension", "Space", "Spec", "SpecFile", "StudySettings", "check_data", "config_key",
            "load_spec"]
@@ -44,6 +45,8 @@ MAX_GRID = 1_000_000
 """Largest grid the grid sampler enumerates."""
 STUDY_COLLAPSE_PATIENCE = 3
 """`train.collapse_patience` of a study's trials unless its spec sets it (null turns the detector off)."""
+SETTING_KEY = "setting"
+"""In a block's search: a bundle of dotted keys from any sections (e.g. a KL remedy that is a model option)."""
 BLOCKS_KEY = "blocks"
 """The Optuna param of a blocked design: one choice per configuration, labelled `block: key=value, ...`."""
 
@@ -58,7 +61,8 @@ class Block(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_ -]*$")
     """Shown in run names and the report, e.g. `explosion`."""
     search: dict[str, Space] = Field(min_length=1)
-    """Dotted config key -> choices (or a stepped range), as in `search`."""
+    """Dotted config key -> choices (or a stepped range), as in `search`; the key `setting` takes mappings of
+    dotted keys from any sections (`{kl.beta_max: 1.0, model.mu_bn: null}`)."""
 
 
 class ConfirmSettings(_Strict):
@@ -252,6 +256,9 @@ def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) 
             raise ConfigError(f"{file} (--set): {exc}") from None
     merged: dict[str, Any] = {}
     for _, layer in layers:
+        for own, other in (("blocks", "search"), ("search", "blocks")):  # a layer's design replaces the other kind
+            if isinstance(layer, dict) and layer.get(own) and other not in layer:
+                merged.pop(other, None)
         merged = _merge(merged, layer)
     merged.pop("extends", None)
     try:
@@ -290,14 +297,17 @@ def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: 
     """A blocked design as one choice dimension: every configuration of every block's grid, labelled by its block
     and its values; a configuration equal to one an earlier block has is left out (trained once)."""
     names = [block.name for block in blocks]
-    labels: list[str] = []
+    owners: list[list[str]] = []  # the blocks each configuration belongs to
+    values_text: list[str] = []
     sets: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for i, block in enumerate(blocks):
         if block.name in names[:i]:
             raise ConfigError(f"{source}: key blocks[{i}].name: repeats blocks[{names.index(block.name)}] "
                               f"({block.name!r})")
-        dims = [build_dimension(key=key, space=space, base_tree=base_tree, source=f"{source}: blocks[{i}]")
+        dims = [_setting_dimension(space, base_tree=base_tree, where=f"{source}: key blocks[{i}].search.setting")
+                if key == SETTING_KEY else
+                build_dimension(key=key, space=space, base_tree=base_tree, source=f"{source}: blocks[{i}]")
                 for key, space in block.search.items()]
         for dim in dims:
             if dim.grid_values() is None:
@@ -311,12 +321,42 @@ def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: 
             for key, value in assignments.items():
                 set_dotted(tree, key, value)
             key = config_key(ExperimentConfig.model_validate(tree))
-            if key in seen:
+            if key in seen:  # shared with an earlier block (the base, typically): trained once, shown in both
+                owners[seen[key]].append(block.name)
                 continue
-            seen.add(key)
-            labels.append(f"{block.name}: " + ", ".join(f"{k}={_scalar(v)}" for k, v in assignments.items()))
+            seen[key] = len(sets)
+            owners.append([block.name])
+            values_text.append(", ".join(f"{k}={_scalar(v)}" for k, v in assignments.items()))
             sets.append(assignments)
-    return Dimension(key=BLOCKS_KEY, kind="choice", choices=tuple(labels), sets=tuple(sets))
+    labels = tuple(f"{'+'.join(names)}: {text}" for names, text in zip(owners, values_text))
+    return Dimension(key=BLOCKS_KEY, kind="choice", choices=labels, sets=tuple(sets))
+
+
+def block_names(params: dict[str, Any]) -> list[str]:
+    """The blocks a trial's configuration belongs to (from its `blocks` param); [] without blocks."""
+    label = params.get(BLOCKS_KEY)
+    return label.split(":", 1)[0].split("+") if isinstance(label, str) else []
+
+
+def _setting_dimension(space: Space, *, base_tree: dict[str, Any], where: str) -> Dimension:
+    """A block's `setting`: choices that are mappings of dotted keys from any sections, e.g.
+    `{kl.schedule: constant, kl.beta_max: 1.0, model.mu_bn: null}`."""
+    if space.choices is None:
+        raise ConfigError(f"{where}: give choices, each a mapping of dotted config keys")
+    sets = []
+    for i, value in enumerate(space.choices):
+        if not isinstance(value, dict) or not value:
+            raise ConfigError(f"{where}.choices[{i}]: expected a mapping of dotted config keys, e.g. "
+                              f"{{kl.beta_max: 1.0, model.mu_bn: null}}; got {value!r}")
+        for key in value:
+            known = flatten(ExperimentConfig().model_dump())
+            if key not in known:
+                close = difflib.get_close_matches(str(key), list(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ConfigError(f"{where}.choices[{i}]: unknown config key {key!r}{hint}")
+        sets.append(validated_assignments(dict(value), base_tree=base_tree, where=f"{where}.choices[{i}]"))
+    labels = [",".join(f"{k}={_scalar(v)}" for k, v in one.items()) for one in sets]
+    return Dimension(key=SETTING_KEY, kind="choice", choices=tuple(labels), sets=tuple(sets))
 
 
 def _scalar(value: Any) -> str:

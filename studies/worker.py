@@ -31,7 +31,7 @@ from cvae.scoring import checkpoint_values, run_status
 from cvae.train import Data, EpochRecord, TrainResult, fit
 from studies import tracking
 from studies.labels import run_name
-from studies.spec import Spec, config_key
+from studies.spec import Spec, block_names, config_key
 from studies.study import claim, is_rdb, open_storage
 
 Send = Callable[..., None]
@@ -176,7 +176,7 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
         with timer:
             run_id = tracking.start_trial(client, study_run=job.study_run, number=trial.number, config=config,
                                           key=key, name=run_name(config.flat(), varied=varied),
-                                          phase=job.spec.phase)
+                                          phase=job.spec.phase, blocks=block_names(params))
         trial.set_user_attr("mlflow_run_id", run_id)
         hook = _EpochHook(trial=trial, objective=objective, send=send,
                           log=timer.wrap(lambda record: tracking.log_epoch(client, run_id=run_id, record=record)))

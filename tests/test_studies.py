@@ -204,3 +204,50 @@ def test_bad_input_exits_2_with_one_line_and_creates_nothing(tmp_path: Path, spe
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and ".yaml" in lines[0], proc.stderr
     assert sorted(tmp_path.iterdir()) == before  # no mlflow.db, no mlruns/, no journal
+
+
+BLOCKS_SPEC = """extends: smoke.yaml
+train: {epochs: 2}
+blocks:
+  - name: explosion
+    search:
+      optim: {choices: [{name: adam, lr: 0.01}, {name: sgd, lr: 10000.0}]}
+      optim.clip_norm: {choices: [null]}
+  - name: collapse
+    search:
+      setting:
+        choices:
+          - {kl.schedule: constant, kl.beta_max: 1.0, kl.free_bits: 0.1, model.mu_bn: 0.5}
+          - {kl.schedule: constant, kl.beta_max: 0.0}
+study:
+  name: blocks
+  seeds: [0, 1]
+  confirm: {top: 1, seeds: [7]}
+"""
+
+
+def test_blocks_then_confirmation_on_fresh_seeds(tmp_path) -> None:
+    (tmp_path / "blocks.yaml").write_text(BLOCKS_SPEC)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = run_study(tmp_path, str(tmp_path / "blocks.yaml"), "--workers", "2", "--tracking-uri", uri)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, children = child_runs(uri, "blocks")
+    search = [r for r in children if r.data.tags["cvae.phase"] == "search"]
+    confirm = [r for r in children if r.data.tags["cvae.phase"] == "confirm"]
+    assert len(search) == 8  # 2 + 2 configurations (none shared) x 2 seeds
+    statuses = {r.data.tags["cvae.status"] for r in search}
+    assert "diverged" in statuses  # plain SGD at lr 1e4 without clipping
+    names = {r.info.run_name for r in search}
+    assert any(name.startswith("sgd lr10000 clip-") and name.endswith("s1") for name in names), names
+    # the confirmation retrains the single top qualifying configuration on seed 7, which the search never used
+    assert [r.data.tags["cvae.seed"] for r in confirm] == ["7"]
+    assert confirm[0].data.tags["cvae.status"] in ("works", "weak")
+    top_key = confirm[0].data.tags["cvae.config_key"]
+    assert {r.data.tags["cvae.status"] for r in search if r.data.tags["cvae.config_key"] == top_key} <= {
+        "works", "weak"}
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_experiment_by_name("blocks").tags.get("mlflow.experimentKind") == "custom_model_development"
+    # rerunning resumes both phases: nothing is trained again
+    again = run_study(tmp_path, str(tmp_path / "blocks.yaml"), "--workers", "2", "--tracking-uri", uri)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(child_runs(uri, "blocks")[1]) == 9
