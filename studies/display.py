@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from studies.spec import SEED_KEY, Spec
+from studies.spec import BLOCKS_KEY, SEED_KEY, Spec
 from studies.tables import mean_std_text
 from studies.study import ranked_configurations, trial_params
 from studies.tracking import DEFAULT_TRACKING_URI, redact
@@ -125,4 +125,4 @@ def _params(params: dict[str, Any]) -> str:
     def short(value: Any) -> str:
         return f"{value:.4g}" if isinstance(value, float) else str(value)
 
-    return " ".join(f"{key}={short(value)}" for key, value in params.items())
+    return " ".join(str(value) if key == BLOCKS_KEY else f"{key}={short(value)}" for key, value in params.items())

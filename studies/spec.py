@@ -177,6 +177,8 @@ class Spec:
         """Configurations the study trains (each once per seed)."""
         if not self.space:
             return 1
+        if self.only is not None:
+            return len(self.only)
         if self.settings.sampler == "grid":
             return self.settings.trials or self.grid_size
         return self.settings.trials  # required by load_spec
