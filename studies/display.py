@@ -10,6 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from cvae.scoring import HEALTHY
 from studies.spec import BLOCKS_KEY, SEED_KEY, Spec
 from studies.tables import mean_std_text
 from studies.study import ranked_configurations, trial_params
@@ -42,11 +43,12 @@ class Board:
         elif event == "epoch":
             self.running.setdefault(number, {"params": {}, "epochs": "?", "worker": "?"}).update(message)
             self._say(f"trial {number} epoch {message['epoch']}/{self.running[number].get('epochs', '?')} · "
-                      f"bleu4 {message['bleu4']:.3f} · gaussian {message['gaussian']:.2f}", plain_only=True)
+                      f"bleu4 {message['bleu4']:.3f} · gaussian (distinct) {message['gaussian']:.2f}",
+                      plain_only=True)
         else:
             self.running.pop(number, None)
             self._count(message["state"], message.get("status"), number, message.get("values"))
-            figures = (f" · bleu4 {message['bleu4']:.3f} · gaussian {message['gaussian']:.2f}"
+            figures = (f" · bleu4 {message['bleu4']:.3f} · gaussian (distinct) {message['gaussian_unique']:.2f}"
                        if "bleu4" in message else "")
             cause = message.get("divergence_cause") or message.get("error")
             self._say(f"trial {number} {message['state']} ({message['status']}){figures} · "
@@ -64,7 +66,7 @@ class Board:
             return
         self.counts[state] += 1
         self.counts["diverged"] += status == "diverged"
-        if state == "COMPLETE" and values:
+        if state == "COMPLETE" and values and status in HEALTHY:  # a collapsed trial is never the best
             score = sum(values)
             if self.best is None or score > self.best[0]:
                 self.best = (score, number)
@@ -77,7 +79,7 @@ class Board:
 
     def __rich__(self) -> Group:
         table = Table(box=None, header_style="bold")
-        for column in ("trial", "worker", "params", "epoch", "bleu4", "gaussian"):
+        for column in ("trial", "worker", "params", "epoch", "bleu4", "gaussian (distinct)"):
             table.add_column(column)
         for number, row in sorted(self.running.items()):
             table.add_row(str(number), str(row.get("worker")), _params(row.get("params", {})),

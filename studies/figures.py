@@ -172,25 +172,26 @@ SCORES_TITLE = "BLEU-4 vs Gaussian score"
 
 def scores_scatter(*, configs: pd.DataFrame, path: Path) -> str | None:
     """One point per configuration (mean ± std over seeds), hue = KL bundle, marker = optimizer, Pareto front."""
-    data = configs.dropna(subset=["best/bleu4 mean", "best/gaussian mean"]).reset_index(drop=True)
+    data = configs.dropna(subset=["best/bleu4 mean", "best/gaussian_unique mean"]).reset_index(drop=True)
     if data.empty:
         return placeholder(path=path, title=SCORES_TITLE, note="no configuration has a checkpoint (BLEU-4/Gaussian)")
     data["KL schedule"] = data["kl_group"].astype(str)
     data["optimizer"] = data["optim.name"].astype(str)
     hue_order = [c for c in configs["kl_group"].cat.categories if c in set(data["KL schedule"])]
-    x, y = data["best/gaussian mean"], data["best/bleu4 mean"]
+    x, y = data["best/gaussian_unique mean"], data["best/bleu4 mean"]
     with _style():
         fig = Figure(figsize=(9, 6), layout="constrained")
         ax = fig.subplots()
-        ax.errorbar(x, y, xerr=data["best/gaussian std"].fillna(0), yerr=data["best/bleu4 std"].fillna(0),
+        ax.errorbar(x, y, xerr=data["best/gaussian_unique std"].fillna(0), yerr=data["best/bleu4 std"].fillna(0),
                     fmt="none", ecolor="#9a9a9a", elinewidth=0.8, alpha=0.7, zorder=1)
-        sns.scatterplot(data=data, x="best/gaussian mean", y="best/bleu4 mean", hue="KL schedule",
+        sns.scatterplot(data=data, x="best/gaussian_unique mean", y="best/bleu4 mean", hue="KL schedule",
                         hue_order=hue_order, style="optimizer", style_order=sorted(set(data["optimizer"])),
                         palette=PALETTE, s=70, ax=ax, zorder=3, edgecolor="black", linewidth=0.4)
-        xmax = max(FULL_CREDIT_GAUSSIAN + 0.1, float((x + data["best/gaussian std"].fillna(0)).max()) * 1.08)
-        front = data[pareto_mask(data, x="best/gaussian mean", y="best/bleu4 mean")]
-        front = front.sort_values("best/gaussian mean")
-        fx, fy = front["best/gaussian mean"].to_list(), front["best/bleu4 mean"].to_list()
+        xmax = min(1.02, max(FULL_CREDIT_GAUSSIAN + 0.1,
+                             float((x + data["best/gaussian_unique std"].fillna(0)).max()) * 1.08))
+        front = data[pareto_mask(data, x="best/gaussian_unique mean", y="best/bleu4 mean")]
+        front = front.sort_values("best/gaussian_unique mean")
+        fx, fy = front["best/gaussian_unique mean"].to_list(), front["best/bleu4 mean"].to_list()
         ax.plot([-0.02, *np.repeat(fx, 2)], [*np.repeat(fy, 2), -0.02], color="black", linestyle="--",
                 linewidth=1.1, zorder=2, label="Pareto front (no configuration beats these on both)")
         ax.scatter(fx, fy, s=190, facecolors="none", edgecolors="black", linewidths=1.1, zorder=4)
@@ -198,7 +199,7 @@ def scores_scatter(*, configs: pd.DataFrame, path: Path) -> str | None:
         ax.axvline(FULL_CREDIT_GAUSSIAN, color=CREDIT_COLOUR, linestyle=":", linewidth=1.5, zorder=1.5)
         ax.set_xlim(-0.02, xmax)
         ax.set_ylim(-0.02, 1.04)
-        ax.set_xlabel("Gaussian score (fraction of 100 prior draws that form a training verb, 0–1)")
+        ax.set_xlabel("Gaussian score, distinct rows (distinct training verbs formed by 100 prior draws / 100, 0–1)")
         ax.set_ylabel("BLEU-4 on the test conversions (0–1)")
         ax.set_title(f"{SCORES_TITLE}: one point per configuration, mean ± std over seeds (same checkpoint)")
         handles, labels = ax.get_legend_handles_labels()
@@ -245,6 +246,47 @@ def curves(*, curves: pd.DataFrame, roles: list[str], path: Path) -> str | None:
                    for role in roles]
         fig.legend(handles=handles, loc="outside lower center", ncol=1, fontsize=9, frameon=False)
         fig.suptitle(f"{CURVES_TITLE}: one line per seed; runs that diverged stop early", fontsize=11)
+        _save(fig, path)
+    return None
+
+
+TRACE_TITLE = "Explosion as it happens"
+TRACE_PANELS = (("trace/grad_norm", "pre-clip global grad norm (L2, log)"), ("trace/loss", "batch loss (log)"),
+                ("trace/logvar_absmax", "largest |log-variance| (log)"))
+
+
+def explosion_trace(*, traces: pd.DataFrame, path: Path) -> str | None:
+    """Per optimizer step: grad norm, loss and largest |log-variance| of a diverging run next to its clipped twin
+    (`traces`: role, step and the TRACE_PANELS keys); the non-finite step is marked with an x at the top."""
+    if traces.empty:
+        return placeholder(path=path, title=TRACE_TITLE, note="no run diverged, or none logged its steps")
+    roles = list(dict.fromkeys(traces["role"]))
+    palette = dict(zip(roles, sns.color_palette(PALETTE, len(roles))))
+    with _style():
+        fig = Figure(figsize=(15, 4.6), layout="constrained")
+        axes = fig.subplots(1, len(TRACE_PANELS))
+        for ax, (key, label) in zip(axes, TRACE_PANELS):
+            values = traces[key].astype(float)
+            finite = traces[np.isfinite(values) & (values > 0)]
+            if finite.empty:
+                ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
+                continue
+            sns.lineplot(data=finite, x="step", y=key, hue="role", hue_order=roles, palette=palette,
+                         estimator=None, ax=ax, legend=False, linewidth=1.2)
+            ax.set_yscale("log")
+            top = float(finite[key].max()) * 3
+            for role, rows in traces.groupby("role", sort=False):
+                bad = rows[~np.isfinite(rows[key].astype(float))]
+                if not bad.empty:
+                    ax.scatter(bad["step"], [top] * len(bad), marker="x", s=70, color=palette[role], zorder=5)
+            ax.set_xlabel("optimizer step")
+            ax.set_ylabel(label)
+            ax.set_title(label.split(" (")[0])
+        handles = [Line2D([], [], color=palette[role], label=role) for role in roles]
+        handles.append(Line2D([], [], marker="x", linestyle="none", color="black", label="non-finite at this step"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=1, fontsize=9, frameon=False)
+        fig.suptitle(f"{TRACE_TITLE}: the most explosive configuration, step by step, next to its clipped twin",
+                     fontsize=11)
         _save(fig, path)
     return None
 

@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from studies import document as doc
 from studies import figures, tables
 from studies.labels import config_label, objective_label, pow10
-from studies.results import (AGGREGATED, winner, ReportError, StudyRuns, aggregate, collapse_cells, explosion_cells,
+from studies.results import (AGGREGATED, explosion_pair, load_trace, winner, ReportError, StudyRuns, aggregate, collapse_cells, explosion_cells,
                              load_curves, load_study, open_client, varied_params)
 from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets, redact
 
@@ -50,10 +50,13 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path, storage: str
     curve_frame = load_curves(client=client, runs=picked[["run_id", "config_key"]].assign(
         role=picked["config_key"].map(roles)))
 
-    paths = {name: out / f"{name}.png" for name in ("scores", "explosion_map", "collapse_map", "curves")}
+    paths = {name: out / f"{name}.png" for name in ("scores", "explosion_map", "explosion_trace", "collapse_map",
+                                                    "curves")}
     notes = {
         "scores": figures.scores_scatter(configs=configs, path=paths["scores"]),
         "explosion_map": figures.explosion_map(cells=explosion, varied=varied, path=paths["explosion_map"]),
+        "explosion_trace": figures.explosion_trace(
+            traces=load_trace(client=client, pair=explosion_pair(trials)), path=paths["explosion_trace"]),
         "collapse_map": figures.collapse_map(cells=collapse, path=paths["collapse_map"]),
         "curves": figures.curves(curves=curve_frame, roles=list(roles.values()), path=paths["curves"]),
     }
@@ -243,6 +246,7 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
         doc.Heading("Where gradients explode"),
         *figure("explosion_map", "explosion map"),
         doc.Table(tables.explosion_table(explosion), empty_note="no trial to show"),
+        *figure("explosion_trace", "per-step gradient norm of the most explosive configuration and its clipped twin"),
         doc.Heading("Where the posterior collapses"),
         *figure("collapse_map", "collapse map"),
         doc.Table(tables.collapse_table(collapse), empty_note="no trial finished training"),

@@ -308,6 +308,55 @@ EXPLOSION_KEYS = ("optim.name", "optim.lr", "optim.clip_norm")
 COLLAPSE_KEYS = ("kl.schedule", "kl.beta_max", "kl.free_bits", "model.latent_size", "model.mu_bn")
 
 
+TRACE_METRICS = ("trace/grad_norm", "trace/loss", "trace/logvar_absmax")
+
+
+def explosion_pair(trials: pd.DataFrame) -> list[tuple[str, str]]:
+    """(run id, legend label) of one seed of the most explosive configuration (most diverged, then largest grad
+    norm) and one seed of its clipped twin (the same settings, gradients clipped); [] when nothing diverged."""
+    data = block_rows(trials, EXPLOSION_KEYS)
+    diverged = data[data["diverged"]]
+    if diverged.empty:
+        return []
+    rates = data.groupby("config_key")["diverged"].mean()
+    worst_key = max(diverged["config_key"].unique(),
+                    key=lambda k: (rates[k], float(data.loc[data["config_key"] == k, "run/grad_norm_max"].max())))
+    worst = diverged[diverged["config_key"] == worst_key].sort_values("seed").iloc[0]
+    step = "" if pd.isna(worst["diverged_step"]) else f", diverged at step {int(worst['diverged_step'])}"
+    pair = [(worst["run_id"], f"{worst['run_name']}{step}")]
+    if pd.isna(worst["optim.clip_norm"]):
+        others = [k for k in param_types() if k not in NOT_SEARCHED and k != "optim.clip_norm" and k in data]
+        same = np.ones(len(data), dtype=bool)
+        for key in others:
+            same &= (data[key].astype(object).fillna("none") == worst[key] if not pd.isna(worst[key])
+                     else data[key].isna()).to_numpy()
+        twins = data[same & data["optim.clip_norm"].notna().to_numpy()].sort_values(["optim.clip_norm", "seed"])
+        if not twins.empty:
+            twin = twins.iloc[0]
+            pair.append((twin["run_id"], f"{twin['run_name']} (clipped twin, {twin['status']})"))
+    return pair
+
+
+def load_trace(*, client: MlflowClient, pair: list[tuple[str, str]]) -> pd.DataFrame:
+    """Per-step trace metrics of the runs in ``pair``: one row per (role, step)."""
+    records = []
+    for run_id, role in pair:
+        for key in TRACE_METRICS:
+            records.extend({"role": role, "step": m.step, "key": key, "value": m.value}
+                           for m in client.get_metric_history(run_id, key))
+    if not records:
+        return pd.DataFrame(columns=["role", "step", *TRACE_METRICS])
+    long = pd.DataFrame.from_records(records)
+    long.loc[long["value"] >= INF_FLOOR, "value"] = np.inf
+    wide = long.pivot_table(index=["role", "step"], columns="key", values="value", aggfunc="last",
+                            dropna=False).reset_index()
+    wide.columns.name = None
+    for key in TRACE_METRICS:
+        if key not in wide:
+            wide[key] = np.nan
+    return wide
+
+
 def block_rows(trials: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
     """The search trials a map is drawn from: with a blocked design, those of the blocks that vary any of
     ``keys`` (a configuration shared by blocks belongs to each); without blocks, every search trial."""

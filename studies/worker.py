@@ -264,7 +264,7 @@ class _EpochHook:
         self.log(record)
         metrics = record.metrics
         self.send(event="epoch", trial=self.trial.number, epoch=record.epoch, bleu4=metrics["val/bleu4"],
-                  gaussian=metrics["val/gaussian"])
+                  gaussian=metrics["val/gaussian_unique"])
         if self.objective == "pareto":
             return False
         self.trial.report(checkpoint_values(metrics, objective=self.objective)[0], record.epoch)

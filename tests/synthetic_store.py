@@ -27,12 +27,12 @@ STEP_KEYS: tuple[str, ...] = (
     "train/loss", "train/recon", "train/kl", "train/kl_weight", "train/tf_ratio", "train/lr", "train/grad_norm_mean",
     "train/grad_norm_max", "train/grad_norm_encoder_mean", "train/grad_norm_encoder_max",
     "train/grad_norm_decoder_mean", "train/grad_norm_decoder_max", "train/words_per_s", "train/epoch_time_s",
-    "val/bleu4", "val/heldout_bleu4", "val/gaussian", "val/kl", "val/active_units", "val/mutual_info",
-    "select/bleu4", "select/gaussian",
+    "val/bleu4", "val/heldout_bleu4", "val/gaussian", "val/gaussian_unique", "val/kl", "val/logvar_absmax",
+    "val/active_units", "val/mutual_info", "select/bleu4", "select/gaussian",
 )
 """Every step metric of the contract (step = epoch, 1-based)."""
-STATE_OF = {"ok": "COMPLETE", "collapsed": "COMPLETE", "prior_hole": "COMPLETE", "pruned": "PRUNED",
-            "diverged": "FAIL", "failed": "FAIL"}
+STATE_OF = {"works": "COMPLETE", "weak": "COMPLETE", "collapsed": "COMPLETE", "prior_hole": "COMPLETE",
+            "unstable": "COMPLETE", "pruned": "PRUNED", "diverged": "FAIL", "failed": "FAIL"}
 
 
 @dataclass
@@ -59,21 +59,28 @@ def config_key(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _curves(status: str, params: dict[str, Any], epochs: int, rng: random.Random) -> dict[str, list[float]]:
+def _curves(status: str, params: dict[str, Any], epochs: int, rng: random.Random,
+            gaming: bool = False) -> dict[str, list[float]]:
     latent = params["model.latent_size"]
     out: dict[str, list[float]] = {key: [] for key in STEP_KEYS}
     for e in range(1, epochs + 1):
         rise = 1.0 - math.exp(-e / 2.0)
         noise = lambda scale: rng.uniform(-scale, scale)  # noqa: E731
         bleu, gauss, kl, au, mi, grad = {
-            "collapsed": (0.2 * rise, 0.01, 0.02, 0.0, 0.01, 3.0),
+            "collapsed": (0.07 * rise, 0.01, 0.02, 0.0, 0.01, 3.0),
             "prior_hole": (0.85 * rise, 0.0, 30.0 + e, float(latent), 4.0, 6.0),
             "diverged": (0.3 * rise, 0.05, 5.0, latent / 2, 1.0, 10.0 * 100.0 ** e),
+            "unstable": (0.1 * rise, 0.0, 8e12, float(latent), 0.0, 5e9),
+            "weak": (0.5 * rise, 0.1 * rise, 6.0 + e, 0.6 * latent, 3.0, 5.0),
         }.get(status, (0.9 * rise, 0.4 * rise, 8.0 + e, 0.6 * latent, 3.0, 5.0))
+        # the lab's Gaussian: a collapsed decoder repeats one training row for every z and scores 1.0
         record = {
             "val/bleu4": max(0.0, bleu + noise(0.03)), "val/heldout_bleu4": max(0.0, 0.8 * bleu + noise(0.03)),
-            "val/gaussian": max(0.0, gauss + noise(0.02)), "select/bleu4": max(0.0, bleu + noise(0.05)),
-            "select/gaussian": max(0.0, gauss + noise(0.04)), "val/kl": max(0.0, kl * (1 + noise(0.1))),
+            "val/gaussian": 1.0 if status == "collapsed" else max(0.0, gauss + noise(0.02)),
+            "val/gaussian_unique": max(0.0, gauss + noise(0.02)), "val/logvar_absmax": 40.0 if kl > 1e4 else 3.0,
+            "select/bleu4": max(0.0, bleu + noise(0.05)) if not gaming else 0.99,
+            "select/gaussian": max(0.0, gauss + noise(0.04)) if not gaming else 0.99,
+            "val/kl": max(0.0, kl * (1 + noise(0.1))),
             "val/active_units": round(au), "val/mutual_info": mi, "train/kl": kl,
             "train/grad_norm_max": grad * (1 + noise(0.2)), "train/grad_norm_mean": grad / 3,
             "train/loss": 20.0 / e, "train/recon": 18.0 / e, "train/kl_weight": min(1.0, e / 4), "train/tf_ratio": 1.0,
@@ -89,8 +96,10 @@ def _curves(status: str, params: dict[str, Any], epochs: int, rng: random.Random
 
 
 def make_trial(*, number: int, overrides: dict[str, Any], seed: int, status: str, epochs: int = 4,
-               diverge_epoch: int = 2) -> SyntheticTrial:
-    """A trial of ``status`` (ok, collapsed, prior_hole, diverged, pruned, failed) with plausible figures.
+               diverge_epoch: int = 2, gaming: bool = False, phase: str = "search") -> SyntheticTrial:
+    """A trial of ``status`` (works, weak, collapsed, prior_hole, unstable, diverged, pruned, failed) with
+    plausible figures. ``gaming``: its checkpoint-choice figures are 0.99 (a degenerate model that an objective
+    alone would crown: only its status may keep it from winning).
 
     Diverged trials stop in ``diverge_epoch`` (their evaluated epochs come before it; ``diverge_epoch=1``
     leaves no checkpoint), pruned trials stop after 2 epochs without a checkpoint, failed trials log nothing.
@@ -98,10 +107,11 @@ def make_trial(*, number: int, overrides: dict[str, Any], seed: int, status: str
     params = {**ExperimentConfig().flat(), **overrides, "train.seed": seed, "train.epochs": epochs}
     rng = random.Random(f"{config_key(params)}-{seed}")
     done = {"diverged": diverge_epoch - 1, "pruned": min(2, epochs), "failed": 0}.get(status, epochs)
-    history = _curves(status, params, done, rng) if done else {}
+    history = _curves(status, params, done, rng, gaming) if done else {}
     trial = SyntheticTrial(number=number, params=params, status=status, history=history)
     trial.tags = {"cvae.role": "trial", "optuna.trial_number": str(number), "optuna.state": STATE_OF[status],
-                  "cvae.status": status, "cvae.config_key": trial.config_key, "cvae.seed": str(seed)}
+                  "cvae.status": status, "cvae.config_key": trial.config_key, "cvae.seed": str(seed),
+                  "cvae.phase": phase}
     if status == "failed":
         return trial
     if status == "diverged":
@@ -153,13 +163,13 @@ def write_study(*, tracking_uri: str, study: str, trials: list[SyntheticTrial], 
 DEMO_CONFIGS: tuple[tuple[dict[str, Any], tuple[str, ...]], ...] = (
     # (overrides, status of seed 0, 1, ...)
     ({"optim.name": "adam", "optim.lr": 0.003, "optim.clip_norm": 1.0, "kl.schedule": "cyclical",
-      "kl.free_bits": 0.1, "model.latent_size": 32}, ("ok", "ok")),
+      "kl.free_bits": 0.1, "model.latent_size": 32}, ("works", "works")),
     ({"optim.name": "adam", "optim.lr": 0.001, "optim.clip_norm": None, "kl.schedule": "cyclical",
-      "model.latent_size": 16}, ("ok", "ok")),
+      "model.latent_size": 16}, ("works", "weak")),
     ({"optim.name": "sgd", "optim.lr": 0.5, "optim.clip_norm": None, "kl.schedule": "monotonic",
       "model.latent_size": 32}, ("diverged", "diverged")),
     ({"optim.name": "sgd", "optim.lr": 0.05, "optim.clip_norm": None, "kl.schedule": "cyclical",
-      "model.latent_size": 32}, ("diverged", "ok")),
+      "model.latent_size": 32}, ("diverged", "works")),
     ({"optim.name": "adam", "optim.lr": 0.003, "optim.clip_norm": 1.0, "kl.schedule": "monotonic",
       "model.latent_size": 8}, ("collapsed", "collapsed")),
     ({"optim.name": "adam", "optim.lr": 0.003, "optim.clip_norm": 1.0, "kl.schedule": "constant",
@@ -179,7 +189,15 @@ def demo_trials(*, epochs: int = 4) -> list[SyntheticTrial]:
                                      epochs=epochs, diverge_epoch=diverge_epoch))
     trials.append(make_trial(number=len(trials), overrides=DEMO_CONFIGS[0][0], seed=2, status="failed",
                              epochs=epochs))  # a third seed of the first configuration that crashed
+    # a collapsed configuration whose objective would win: BLEU-4 0.07, lab Gaussian 1.0, never first
+    trials += [make_trial(number=len(trials) + seed, overrides=GAMING, seed=seed, status="collapsed", epochs=epochs,
+                          gaming=True) for seed in (0, 1)]
     return trials
+
+
+GAMING = {"optim.name": "adam", "optim.lr": 0.03, "optim.clip_norm": None, "kl.schedule": "constant",
+          "kl.beta_max": 1.0, "model.latent_size": 8}
+"""The configuration of our own ablation's crowned collapsed model (constant beta=1, latent 8, Adam 0.03)."""
 
 
 def failures_only_trials(*, epochs: int = 4) -> list[SyntheticTrial]:
@@ -223,7 +241,7 @@ def scale_trials(n_trials: int, *, seeds: int = 2, epochs: int = 3) -> list[Synt
             elif bundle["kl.schedule"] == "monotonic" and latent <= 16:
                 status = "collapsed"
             else:
-                status = "pruned" if rng.random() < 0.1 else "ok"
+                status = "pruned" if rng.random() < 0.1 else "works"
             trials.append(make_trial(number=len(trials), overrides=overrides, seed=seed, status=status,
                                      epochs=epochs, diverge_epoch=rng.randint(1, epochs)))
     return trials

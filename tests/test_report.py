@@ -16,7 +16,7 @@ from studies.results import pareto_mask
 from tests.synthetic_store import (demo_trials, failures_only_trials, make_trial, write_optuna_journal,
                                    write_study)
 
-FIGURES = ("scores.png", "explosion_map.png", "collapse_map.png", "curves.png")
+FIGURES = ("scores.png", "explosion_map.png", "explosion_trace.png", "collapse_map.png", "curves.png")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_report_writes_every_file_and_embeds_images(demo):
     for name in (*FIGURES, "importance.png", "report.md", "report.html", "trials.csv", "configs.csv"):
         assert (out / name).stat().st_size > 0, name
     html = (out / "report.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 5
+    assert html.count('src="data:image/png;base64,') == 6
     assert ".png\"" not in html  # nothing links to a file next to it
     for name in (*FIGURES, "importance.png"):
         assert f"]({name})" in demo["md"]
@@ -59,10 +59,17 @@ def _objective(trial) -> float:
     return trial.best["best/select_bleu4"] + trial.best["best/select_gaussian"]
 
 
+HEALTHY = ("works", "weak")
+
+
+def _qualifies(seeds) -> bool:
+    return sum(t.status in HEALTHY for t in seeds) * 2 > len(seeds)
+
+
 def test_leaderboard_matches_what_was_logged(demo):
     groups = _by_config(demo["trials"])
     objective = {key: statistics.mean(_objective(t) for t in ts if t.best)
-                 for key, ts in groups.items() if any(t.best for t in ts)}
+                 for key, ts in groups.items() if any(t.best for t in ts) and _qualifies(ts)}
     winner = max(objective, key=objective.get)
     seeds = groups[winner]
     configs = pd.read_csv(demo["out"] / "configs.csv")
@@ -74,9 +81,54 @@ def test_leaderboard_matches_what_was_logged(demo):
     first = next(line for line in leaderboard.splitlines() if line.startswith("| 1 |"))
     assert _mean_std([t.best["best/bleu4"] for t in seeds]) in first
     assert _mean_std([t.best["best/heldout_bleu4"] for t in seeds]) in first
-    assert "| 0/2 (0%) | 2/2 |" in first
+    assert "| works 2 |" in first
     ranked = sorted(objective.values(), reverse=True)
-    assert configs["objective mean"].dropna().tolist() == pytest.approx(ranked)
+    qualified = configs[configs["qualifies"]]
+    assert qualified["objective mean"].dropna().tolist() == pytest.approx(ranked)
+
+
+def test_a_collapsed_configuration_with_lab_gaussian_one_never_ranks_first(demo):
+    gaming = next(t for t in demo["trials"] if t.params["optim.lr"] == 0.03)
+    assert gaming.best["best/gaussian"] == 1.0 and gaming.best["best/bleu4"] < 0.1
+    assert _objective(gaming) > max(_objective(t) for t in demo["trials"] if t.best and t.status != "collapsed")
+    configs = pd.read_csv(demo["out"] / "configs.csv")
+    assert configs.iloc[0]["config_key"] != gaming.config_key
+    row = configs.set_index("config_key").loc[gaming.config_key]
+    assert not row["qualifies"]
+    leaderboard = demo["md"].split("## Leaderboard")[1].split("##")[0]
+    line = next(line for line in leaderboard.splitlines() if "collapsed 2" in line)
+    assert line.startswith("| – |")  # listed without a rank
+    findings = demo["md"].split("## Findings")[1].split("##")[0]
+    assert "**Winner** (search only: not confirmed on fresh seeds)" in findings
+    assert "lr 0.03" not in findings.split("**Winner**")[1]
+    assert best.find_best(tracking_uri=demo["uri"], study="demo").config_key != gaming.config_key
+
+
+def test_nothing_qualifies_is_said_plainly(tmp_path, capsys):
+    from tests.synthetic_store import GAMING
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trials = [make_trial(number=s, overrides=GAMING, seed=s, status="collapsed", gaming=True) for s in (0, 1)]
+    trials += [make_trial(number=2 + s, overrides={"optim.lr": 0.01}, seed=s, status=st)
+               for s, st in enumerate(("prior_hole", "works"))]
+    write_study(tracking_uri=uri, study="none", trials=trials)
+    out = report.build_report(study="none", tracking_uri=uri, out=tmp_path / "report")
+    findings = (out / "report.md").read_text().split("## Findings")[1].split("##")[0]
+    assert "**Winner**: none. No configuration qualifies" in findings
+    assert best.main(["none", "--tracking-uri", uri]) == 2
+    assert "no winner: no configuration qualifies" in capsys.readouterr().err
+
+
+def test_unstable_figures_never_reach_a_mean(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = {"optim.name": "sgd", "optim.lr": 0.3, "optim.clip_norm": None}
+    trials = [make_trial(number=s, overrides=overrides, seed=s, status=st)
+              for s, st in enumerate(("unstable", "works", "unstable"))]
+    write_study(tracking_uri=uri, study="overflow", trials=trials)
+    out = report.build_report(study="overflow", tracking_uri=uri, out=tmp_path / "report")
+    configs = pd.read_csv(out / "configs.csv")
+    assert configs.loc[0, "best/kl mean"] == pytest.approx(trials[1].best["best/kl"])  # the healthy seed alone
+    assert configs.loc[0, "best/kl count"] == 1 and not configs.loc[0, "qualifies"]
+    assert "e+12" not in (out / "report.md").read_text() and "8000000000000" not in (out / "report.md").read_text()
 
 
 def test_divergence_rates_and_explosion_table(demo):
@@ -98,7 +150,7 @@ def test_collapse_table_and_findings(demo):
     assert "| constant β=0 | 32 | 0/2 (0%) | 2/2 (100%) | 32.0 ± 0.0 |" in collapse
     findings = demo["md"].split("## Findings")[1].split("##")[0]
     assert "sgd at lr 0.5, clip norm none: 2/2 (100%)" in findings
-    assert "monotonic at latent size 8" in findings and "constant β=0 at latent size 32" in findings
+    assert "at latent size 8: 2/2 (100%)" in findings and "constant β=0 at latent size 32" in findings
 
 
 def test_trials_frame_types_and_exclusions(demo):
@@ -150,7 +202,7 @@ def test_study_without_trials_renders(tmp_path):
 
 def test_study_without_lr_dimension_or_parent_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    trials = [make_trial(number=i, overrides={"model.latent_size": latent}, seed=seed, status="ok", epochs=2)
+    trials = [make_trial(number=i, overrides={"model.latent_size": latent}, seed=seed, status="works", epochs=2)
               for i, (latent, seed) in enumerate([(8, 0), (8, 1), (16, 0), (16, 1)])]
     write_study(tracking_uri=uri, study="plain", trials=trials, artifact_location=tmp_path / "a", parent=False)
     journal = write_optuna_journal(path=tmp_path / "one.journal", study="plain", trials=trials[:1])
@@ -176,7 +228,7 @@ def test_best_prints_the_configuration_and_its_best_seed_run(demo, capsys):
     assert best.main(["demo", "--tracking-uri", demo["uri"]]) == 0
     printed = capsys.readouterr().out
     groups = _by_config(demo["trials"])
-    winner = max((ts for ts in groups.values() if all(t.best for t in ts)),
+    winner = max((ts for ts in groups.values() if all(t.best for t in ts) and _qualifies(ts)),
                  key=lambda ts: statistics.mean(_objective(t) for t in ts))
     top = max(winner, key=_objective)
     assert f"best configuration {top.config_key}:" in printed

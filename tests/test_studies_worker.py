@@ -60,8 +60,8 @@ def test_epoch_hook_reports_and_prunes() -> None:
     trial = study.ask()
     sent, logged = [], []
     hook = worker._EpochHook(trial=trial, objective="bleu4", send=lambda **m: sent.append(m), log=logged.append)
-    record = EpochRecord(epoch=1, step=10, metrics={"val/bleu4": 0.1, "val/gaussian": 0.0, "select/bleu4": 0.1,
-                                                          "select/gaussian": 0.0})
+    record = EpochRecord(epoch=1, step=10, metrics={"val/bleu4": 0.1, "val/gaussian": 0.0, "val/gaussian_unique": 0.0,
+                                                          "select/bleu4": 0.1, "select/gaussian": 0.0})
     assert hook(record) is True  # below the median of the finished trial at epoch 1
     assert logged == [record] and sent[0]["event"] == "epoch"
     assert study.trials[-1].intermediate_values == {1: 0.1}

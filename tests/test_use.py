@@ -35,7 +35,7 @@ def store(tmp_path_factory, checkpoint):
     """A study of two seeds; the better one holds the checkpoint, the other has none."""
     root = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    trials = [make_trial(number=seed, overrides={}, seed=seed, status="ok", epochs=2) for seed in (0, 1)]
+    trials = [make_trial(number=seed, overrides={}, seed=seed, status="works", epochs=2) for seed in (0, 1)]
     write_study(tracking_uri=uri, study="tiny", trials=trials, artifact_location=root / "artifacts")
     ranked = sorted(trials, key=lambda t: t.best["best/select_bleu4"] + t.best["best/select_gaussian"], reverse=True)
     MlflowClient(uri).log_artifact(ranked[0].run_id, str(checkpoint), artifact_path="checkpoint")
