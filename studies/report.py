@@ -21,20 +21,17 @@ from mlflow.exceptions import MlflowException
 
 from studies import document as doc
 from studies import figures, tables
-from studies.labels import config_label, objective_label, pow10
-from studies.results import (AGGREGATED, explosion_pair, load_trace, winner, ReportError, StudyRuns, aggregate, collapse_cells, explosion_cells,
-                             load_curves, load_study, open_client, varied_params)
+from studies.labels import config_label, fmt_value, objective_label, pow10
+from studies.results import (AGGREGATED, ReportError, StudyRuns, aggregate, collapse_cells, explosion_cells,
+                             explosion_pair, load_curves, load_study, load_trace, objective_score, open_client,
+                             varied_params, winner)
 from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets, redact
 
 log = logging.getLogger(__name__)
 
 
-def build_report(*, study: str, tracking_uri: str, out: str | Path, storage: str | None = None) -> Path:
-    """Write the report of ``study`` to ``out`` (created) and log it to the parent run; returns ``out``.
-
-    ``storage``: the Optuna storage (RDB URL or journal file) for parameter importance; by default the parent
-    run's `optuna.storage` tag or `mlruns/optuna/<study>.journal` is used when it exists.
-    """
+def build_report(*, study: str, tracking_uri: str, out: str | Path) -> Path:
+    """Write the report of ``study`` to ``out`` (created) and log it to the parent run; returns ``out``."""
     client = open_client(tracking_uri=tracking_uri)
     runs = load_study(client=client, study=study)
     out = Path(out)
@@ -60,7 +57,7 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path, storage: str
         "collapse_map": figures.collapse_map(cells=collapse, path=paths["collapse_map"]),
         "curves": figures.curves(curves=curve_frame, roles=list(roles.values()), path=paths["curves"]),
     }
-    importances, importance_note = optuna_importances(study=study, storage=storage, runs=runs)
+    importances, importance_note = setting_importances(trials=everything, objective=runs.objective)
     if importances:
         paths["importance"] = out / "importance.png"
         figures.importance(importances=importances, path=paths["importance"])
@@ -114,47 +111,55 @@ def curve_roles(configs: pd.DataFrame, *, varied: list[str]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Optuna parameter importance
+# Parameter importance
 
 
-def optuna_storage(*, storage: str | None, study: str, runs: StudyRuns):
-    """The Optuna storage to read (RDB URL or JournalStorage), or None when none is given or found."""
-    candidates = [storage] if storage else [runs.parent_tags.get("optuna.storage"), f"mlruns/optuna/{study}.journal"]
-    for candidate in filter(None, candidates):
-        if "://" in candidate:
-            if candidate.startswith("sqlite:///"):
-                if Path(candidate.removeprefix("sqlite:///")).is_file():
-                    return candidate
-            elif storage:  # a server URL only when given explicitly (a tag's password is redacted)
-                return candidate
+MIN_IMPORTANCE_CONFIGS = 3
+"""Configurations with an objective that a panel of the importance figure needs."""
+
+
+def setting_importances(*, trials: pd.DataFrame, objective: str) -> tuple[dict[str, dict[str, float]] | None,
+                                                                          str | None]:
+    """fANOVA importance (Optuna's evaluator) of the config settings a study varied, for its objective: one panel
+    per block of a blocked design (over the settings inside it, a bundle's keys one by one), else one for the
+    study. Read from the search trials in MLflow, so it needs no Optuna storage; -> ({panel: {setting:
+    importance}}, None), or (None, why it was skipped). Never raises."""
+    data = trials[trials["phase"] == "search"].copy()
+    data["objective"] = objective_score(data, objective=objective)
+    data = data.dropna(subset=["objective"])
+    members = data["blocks"].astype(str).str.split("+") if data["blocks"].astype(bool).any() else None
+    panels = sorted({n for names in members for n in names if n}) if members is not None else [""]
+    out: dict[str, dict[str, float]] = {}
+    reasons = []
+    for panel in panels:
+        rows = data if members is None else data[members.map(lambda m, p=panel: p in m)]
+        keys = [k for k in varied_params(rows) if k in rows]
+        name = f"{panel} block" if panel else objective_label(objective)
+        if rows["config_key"].nunique() < MIN_IMPORTANCE_CONFIGS or not keys:
+            reasons.append(f"{name}: {rows['config_key'].nunique()} configuration(s) with an objective, "
+                           f"{len(keys)} varied setting(s)")
             continue
-        path = Path(candidate.removeprefix("journal:"))
-        if path.is_file():  # never create an empty journal
-            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-    return None
+        try:
+            out[name] = _fanova(rows, keys)
+        except Exception as exc:  # noqa: BLE001 - importance is optional: any failure becomes a note in the report
+            reasons.append(f"{name}: Optuna could not compute it ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+    if not out:
+        return None, ("importance needs at least "
+                      f"{MIN_IMPORTANCE_CONFIGS} configurations with an objective and a varied setting ("
+                      + "; ".join(reasons) + ")")
+    return out, None
 
 
-def optuna_importances(*, study: str, storage: str | None,
-                       runs: StudyRuns) -> tuple[dict[str, dict[str, float]] | None, str | None]:
-    """({objective: {param: importance}}, None), or (None, why it was skipped). Never raises."""
-    resolved = optuna_storage(storage=storage, study=study, runs=runs)
-    if resolved is None:
-        where = redact(storage) if storage else f"the parent run's optuna.storage tag, mlruns/optuna/{study}.journal"
-        return None, f"no Optuna storage found (looked at {where}); pass --storage to add this figure"
-    try:
-        loaded = optuna.load_study(study_name=study, storage=resolved)
-        complete = loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if len(complete) < 2:
-            return None, f"the Optuna study has {len(complete)} complete trial(s); importance needs at least 2"
-        names = loaded.metric_names or (["BLEU-4", "Gaussian"] if len(loaded.directions) == 2
-                                        else [objective_label(runs.objective)])
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        searched = sorted({p for t in complete for p in t.params if p != "train.seed"})  # the seed is no setting
-        return {name: optuna.importance.get_param_importances(loaded, evaluator=evaluator, params=searched,
-                                                              target=lambda t, i=i: t.values[i])
-                for i, name in enumerate(names)}, None
-    except Exception as exc:  # noqa: BLE001 - importance is optional: any failure becomes a note in the report
-        return None, f"Optuna could not compute importances ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+def _fanova(rows: pd.DataFrame, keys: list[str]) -> dict[str, float]:
+    """Importance of ``keys`` for `objective` over ``rows``, on an in-memory Optuna study of those trials."""
+    values = {key: [fmt_value(v) for v in rows[key].astype(object)] for key in keys}
+    distributions = {key: optuna.distributions.CategoricalDistribution(sorted(set(v))) for key, v in values.items()}
+    study = optuna.create_study(direction="maximize")
+    study.add_trials([optuna.trial.create_trial(params={key: values[key][i] for key in keys},
+                                                distributions=distributions, value=float(value))
+                      for i, value in enumerate(rows["objective"])])
+    return optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -290,13 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<study>/)")
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
                         help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
-    parser.add_argument("--storage", help="Optuna storage for parameter importance: RDB URL or journal file "
-                                          "(default: mlruns/optuna/<study>.journal when it exists)")
     args = parser.parse_args(argv)
-    hide_secrets(args.storage, args.tracking_uri)
+    hide_secrets(args.tracking_uri)
     try:
         out = build_report(study=args.study, tracking_uri=args.tracking_uri,
-                           out=args.out or Path("reports") / args.study, storage=args.storage)
+                           out=args.out or Path("reports") / args.study)
     except ReportError as exc:
         print(f"studies.report: error: {exc}", file=sys.stderr)
         return 2

@@ -14,8 +14,6 @@ With an RDB --storage (PostgreSQL), any number of machines run the same command 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -25,6 +23,7 @@ import sys
 import threading
 from contextlib import nullcontext
 from dataclasses import replace
+from pathlib import Path
 from multiprocessing.connection import Connection, wait
 
 import optuna
@@ -129,7 +128,7 @@ def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool, create
     console.print(f"see every run: {ui_command(tracking_uri)}")
     tracking.end_study(study_run, status={0: "FINISHED", 130: "KILLED"}.get(code, "FAILED"))
     if report and code == 0:
-        make_report(spec=spec, storage=storage, tracking_uri=tracking_uri, console=console)
+        make_report(spec=spec, tracking_uri=tracking_uri, console=console)
     return code
 
 
@@ -246,15 +245,16 @@ def _pump(pipes: list[Connection], board: Board) -> None:
                 pipes.remove(pipe)
 
 
-def make_report(*, spec: Spec, storage: str, tracking_uri: str, console: Console) -> None:
-    """Build the study report with `studies.report` when that module exists; a failure is only a warning."""
-    if importlib.util.find_spec("studies.report") is None:
-        return
+def make_report(*, spec: Spec, tracking_uri: str, console: Console) -> None:
+    """Build the study's report (reports/<study>/); a failure is only a warning: the study is done and recorded."""
+    from studies.report import build_report  # matplotlib and seaborn only load when a report is made
+
     try:
-        importlib.import_module("studies.report").main([spec.name, "--tracking-uri", tracking_uri,
-                                                        "--storage", storage])
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the study itself is done and recorded
+        out = build_report(study=spec.name, tracking_uri=tracking_uri, out=Path("reports") / spec.name)
+    except Exception as exc:  # noqa: BLE001
         console.print(f"report not made: {exc}", markup=False)
+        return
+    console.print(f"report: {out / 'report.html'} (and report.md, PNGs, CSVs)", markup=False)
 
 
 if __name__ == "__main__":

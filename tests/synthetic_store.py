@@ -245,34 +245,3 @@ def scale_trials(n_trials: int, *, seeds: int = 2, epochs: int = 3) -> list[Synt
             trials.append(make_trial(number=len(trials), overrides=overrides, seed=seed, status=status,
                                      epochs=epochs, diverge_epoch=rng.randint(1, epochs)))
     return trials
-
-
-SEARCHED = ("kl.schedule", "kl.beta_max", "kl.free_bits", "model.latent_size", "optim.lr", "optim.name",
-            "optim.clip_norm", "train.seed")
-
-
-def write_optuna_journal(*, path: str | Path, study: str, trials: list[SyntheticTrial],
-                         objective: str = "bleu4+gaussian") -> Path:
-    """An Optuna journal holding ``trials`` as finished trials over the searched keys (value = the objective)."""
-    import optuna
-
-    from optuna.distributions import CategoricalDistribution
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-    directions = ["maximize", "maximize"] if objective == "pareto" else ["maximize"]
-    created = optuna.create_study(study_name=study, storage=storage, directions=directions)
-    choices = {key: sorted({t.params[key] for t in trials}, key=str) for key in SEARCHED}
-    distributions = {key: CategoricalDistribution(values) for key, values in choices.items()}
-    frozen = []
-    for trial in trials:
-        state = optuna.trial.TrialState[STATE_OF[trial.status]]
-        values = None
-        if state == optuna.trial.TrialState.COMPLETE:
-            bleu, gauss = trial.best["best/select_bleu4"], trial.best["best/select_gaussian"]
-            values = [bleu, gauss] if objective == "pareto" else [bleu + gauss]
-        frozen.append(optuna.trial.create_trial(state=state, values=values, distributions=distributions,
-                                                params={key: trial.params[key] for key in SEARCHED}))
-    created.add_trials(frozen)
-    return path

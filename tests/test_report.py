@@ -13,8 +13,7 @@ from mlflow import MlflowClient
 from studies import best, report
 from studies.labels import MAX_LEVELS, fmt_value, kl_label, levels, pow10
 from studies.results import pareto_mask
-from tests.synthetic_store import (demo_trials, failures_only_trials, make_trial, write_optuna_journal,
-                                   write_study)
+from tests.synthetic_store import demo_trials, failures_only_trials, make_trial, write_study
 
 FIGURES = ("scores.png", "explosion_map.png", "explosion_trace.png", "collapse_map.png", "curves.png")
 
@@ -26,8 +25,7 @@ def demo(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     trials = demo_trials()
     ids = write_study(tracking_uri=uri, study="demo", trials=trials, artifact_location=root / "artifacts")
-    journal = write_optuna_journal(path=root / "demo.journal", study="demo", trials=trials)
-    out = report.build_report(study="demo", tracking_uri=uri, out=root / "report", storage=str(journal))
+    out = report.build_report(study="demo", tracking_uri=uri, out=root / "report")
     return {"uri": uri, "trials": trials, "out": out, "md": (out / "report.md").read_text(), **ids}
 
 
@@ -187,7 +185,7 @@ def test_study_with_only_pruned_and_diverged_trials_renders(tmp_path):
     assert "_no configuration produced a checkpoint_" in md
     assert "Placeholder: no configuration has a checkpoint" in md
     assert "Placeholder: no trial finished training" in md
-    assert "Skipped: no Optuna storage found" in md
+    assert "Skipped: importance needs at least 3 configurations with an objective" in md
     assert "| sgd | 0.5 | none | 2/2 (100%) | inf |" in md
 
 
@@ -205,11 +203,10 @@ def test_study_without_lr_dimension_or_parent_run(tmp_path):
     trials = [make_trial(number=i, overrides={"model.latent_size": latent}, seed=seed, status="works", epochs=2)
               for i, (latent, seed) in enumerate([(8, 0), (8, 1), (16, 0), (16, 1)])]
     write_study(tracking_uri=uri, study="plain", trials=trials, artifact_location=tmp_path / "a", parent=False)
-    journal = write_optuna_journal(path=tmp_path / "one.journal", study="plain", trials=trials[:1])
-    out = report.build_report(study="plain", tracking_uri=uri, out=tmp_path / "report", storage=str(journal))
+    out = report.build_report(study="plain", tracking_uri=uri, out=tmp_path / "report")
     md = (out / "report.md").read_text()
     assert "Placeholder: the study varies neither the learning rate nor the clip norm" in md
-    assert "Skipped: the Optuna study has 1 complete trial(s)" in md
+    assert "Skipped: importance needs at least 3 configurations with an objective" in md
     assert "varied: `model.latent_size`" in md
     assert (out / "collapse_map.png").stat().st_size > 0
 
@@ -261,3 +258,25 @@ def test_levels_bin_a_continuous_search_and_put_none_last():
     many = levels(pd.Series([10 ** (-4 + 3 * i / 49) for i in range(50)]))
     assert len(many.categories) == MAX_LEVELS
     assert many[0] == many.categories[0] == "0.0001–0.00024" and many[-1] == many.categories[-1]
+
+
+def test_importance_names_the_settings_inside_each_block(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trials = []
+    for block, configs in (("explosion", [{"optim.name": n, "optim.lr": lr, "optim.clip_norm": c}
+                                          for n, lr, c in (("adam", 0.005, 1.0), ("adam", 0.05, None),
+                                                           ("sgd", 3.0, 1.0), ("adam", 0.005, None))]),
+                           ("collapse", [{"kl.schedule": k, "model.latent_size": z}
+                                         for k, z in (("constant", 16), ("cyclical", 16), ("cyclical", 64))])):
+        for overrides in configs:
+            for seed in (0, 1):
+                trial = make_trial(number=len(trials), overrides=overrides, seed=seed, status="works")
+                trial.tags["cvae.blocks"] = block
+                trials.append(trial)
+    write_study(tracking_uri=uri, study="blocked", trials=trials)
+    runs = report.load_study(client=MlflowClient(uri), study="blocked")
+    panels, note = report.setting_importances(trials=runs.trials, objective="bleu4+gaussian")
+    assert note is None and set(panels) == {"explosion block", "collapse block"}
+    assert set(panels["explosion block"]) == {"optim.name", "optim.lr", "optim.clip_norm"}
+    assert set(panels["collapse block"]) == {"kl.schedule", "model.latent_size"}
+    assert sum(panels["collapse block"].values()) == pytest.approx(1.0)
