@@ -98,7 +98,7 @@ def run_name(flat: dict[str, Any], *, varied: list[str]) -> str:
         if key.startswith(("optim.", "kl.")) or key == "train.seed":
             continue
         short = RUN_NAME_KEYS.get(key, key.rsplit(".", 1)[-1] + " ")
-        parts.append(f"{short}{fmt_value(flat[key])}")
+        parts.append(f"{short}{'-' if flat[key] is None else fmt_value(flat[key])}")
     parts.append(f"s{flat['train.seed']}")
     return " · ".join(parts)
 

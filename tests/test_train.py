@@ -1,4 +1,5 @@
 import math
+import os
 import subprocess
 import sys
 
@@ -154,3 +155,16 @@ def test_checkpoint_choice_skips_collapsed_epochs_when_a_healthy_one_exists():
     health = [epoch_health(r.metrics) for r in result.history]
     assert "ok" in health and "collapsed" in health  # the situation the rule is for does occur
     assert epoch_health(result.metrics) == "ok"
+
+
+def test_cli_explains_a_divergence(tmp_path):
+    spec = tmp_path / "boom.yaml"
+    spec.write_text(tiny_config(optim={"name": "sgd", "lr": 1e4, "clip_norm": None},
+                                train={"epochs": 2}).model_dump_json())
+    done = subprocess.run([sys.executable, "-m", "cvae.train", str(spec)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "160"})
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "diverged at step" in out and "first non-finite tensor:" in out
+    assert "the steps before it" in out and "grad norm" in out
+    assert "optim.clip_norm" in out  # what to try instead
