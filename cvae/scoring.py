@@ -127,15 +127,38 @@ def qualifies(statuses: Iterable[str]) -> bool:
     return bool(counted) and healthy * 2 > len(counted)
 
 
-def rank(configurations: Mapping[str, Iterable[tuple[str, float | None]]]) -> list[tuple[str, bool, float]]:
+RANK_BY: tuple[str, ...] = ("mean", "worst", "mean-std")
+"""How a configuration's seeds are summed up for ranking: their mean objective, their worst seed, or the mean
+minus the standard deviation (a tuning study that wants a recipe that works on every seed uses one of the last)."""
+
+
+def seed_summary(scores: list[float], *, rank_by: str = "mean") -> float:
+    """One number for a configuration's per-seed objectives (NaN without any)."""
+    if rank_by not in RANK_BY:
+        raise ValueError(f"unknown rank_by {rank_by!r}; expected one of {', '.join(RANK_BY)}")
+    if not scores:
+        return math.nan
+    mean = sum(scores) / len(scores)
+    if rank_by == "worst":
+        return min(scores)
+    if rank_by == "mean-std":
+        std = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1)) if len(scores) > 1 else 0.0
+        return mean - std
+    return mean
+
+
+def rank(configurations: Mapping[str, Iterable[tuple[str, float | None]]], *,
+         rank_by: str = "mean") -> list[tuple[str, bool, float]]:
     """The one ranking of configurations, best first: ``{key: [(status, objective or None), ...] per seed}`` ->
-    ``[(key, qualifies, mean objective), ...]``. Configurations that qualify come first; within each group, the
-    higher mean objective over the seeds that have one (NaN last)."""
+    ``[(key, qualifies, summary), ...]``. Configurations that qualify come first; within each group, the higher
+    ``seed_summary`` (``rank_by``) of the objectives of the seeds that have one (NaN last). A seed that failed
+    without an objective (diverged, pruned) counts as the worst possible for `worst` and `mean-std`: it scores 0."""
     ranked = []
     for key, seeds in configurations.items():
         seeds = list(seeds)
         scores = [s for _, s in seeds if s is not None and math.isfinite(s)]
-        mean = sum(scores) / len(scores) if scores else math.nan
-        ranked.append((key, qualifies(status for status, _ in seeds), mean))
+        if rank_by != "mean" and scores:
+            scores += [0.0] * (len(seeds) - len(scores))
+        ranked.append((key, qualifies(status for status, _ in seeds), seed_summary(scores, rank_by=rank_by)))
     ranked.sort(key=lambda item: (not item[1], math.isnan(item[2]), -item[2] if not math.isnan(item[2]) else 0.0))
     return ranked

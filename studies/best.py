@@ -41,8 +41,9 @@ class Best:
 def find_best(*, tracking_uri: str, study: str) -> Best:
     """The best configuration of ``study``; a ReportError when no trial has checkpoint figures yet."""
     runs = load_study(client=open_client(tracking_uri=tracking_uri), study=study)
-    row, source = winner(configs=aggregate(runs.trials, objective=runs.objective),
-                         confirmed=aggregate(runs.trials, objective=runs.objective, phase="confirm"))
+    row, source = winner(configs=aggregate(runs.trials, objective=runs.objective, rank_by=runs.rank_by),
+                         confirmed=aggregate(runs.trials, objective=runs.objective, phase="confirm",
+                                             rank_by=runs.rank_by))
     if row is None:
         raise ReportError(f"study {study!r}: no winner: {source}")
     varied = varied_params(runs.trials)

@@ -94,10 +94,11 @@ def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
     everywhere (``cvae.scoring``): configurations whose seeds are mostly healthy first, by mean objective on the
     checkpoint-choice figures (distinct-row Gaussian). The test BLEU-4 and Gaussian are shown, never ranked on."""
     rows = [(ok, members, [t for t in members if "select_bleu4" in t.user_attrs])
-            for ok, members in ranked_configurations(trials=trials, objective=spec.settings.objective)]
+            for ok, members in ranked_configurations(trials=trials, objective=spec.settings.objective,
+                                                     rank_by=spec.settings.rank_by)]
     objective = spec.settings.objective.replace("pareto", "bleu4+gaussian")
-    table = Table(title=f"best configurations of {spec.name} (mostly healthy seeds first, then by mean {objective} "
-                        "on the validation figures)")
+    table = Table(title=f"best configurations of {spec.name} (mostly healthy seeds first, then by the "
+                        f"{spec.settings.rank_by} over seeds of {objective} on the validation figures)")
     for column in ("#", "configuration", "seeds", "BLEU-4", "Gaussian (distinct)", "Gaussian (lab)", "status"):
         table.add_column(column, overflow="fold")
     for place, (ok, members, scored) in enumerate(rows[:TOP], start=1):

@@ -38,8 +38,8 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     everything = runs.trials
     trials = everything[everything["phase"] == "search"]
-    configs = aggregate(everything, objective=runs.objective)
-    confirmed = aggregate(everything, objective=runs.objective, phase="confirm")
+    configs = aggregate(everything, objective=runs.objective, rank_by=runs.rank_by)
+    confirmed = aggregate(everything, objective=runs.objective, phase="confirm", rank_by=runs.rank_by)
     varied = varied_params(trials)
     explosion, collapse = explosion_cells(trials), collapse_cells(trials)
     roles = curve_roles(configs, varied=varied)

@@ -63,6 +63,7 @@ class StudyRuns:
     objective: str
     trials: pd.DataFrame
     parent_tags: dict[str, str]
+    rank_by: str = "mean"
 
 
 def open_client(*, tracking_uri: str) -> MlflowClient:
@@ -94,7 +95,8 @@ def load_study(*, client: MlflowClient, study: str) -> StudyRuns:
     return StudyRuns(study=study, experiment_id=experiment.experiment_id,
                      parent_run_id=parent.info.run_id if parent else None,
                      objective=parent_tags.get("cvae.objective", DEFAULT_OBJECTIVE) or DEFAULT_OBJECTIVE,
-                     trials=trials_frame(runs), parent_tags=parent_tags)
+                     trials=trials_frame(runs), parent_tags=parent_tags,
+                     rank_by=parent_tags.get("cvae.rank_by") or "mean")
 
 
 def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list:
@@ -237,7 +239,7 @@ def objective_score(trials: pd.DataFrame, *, objective: str) -> pd.Series:
                      dtype=float)
 
 
-def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = "search") -> pd.DataFrame:
+def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = "search", rank_by: str = "mean") -> pd.DataFrame:
     """One row per configuration of the runs of ``phase``, ranked: configurations that qualify
     (``cvae.scoring.qualifies``: most seeds healthy) first, each group by mean objective (best first).
 
@@ -269,7 +271,8 @@ def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = "search") ->
     configs = params.join([rates, stats, best])
     configs["qualifies"] = [qualifies(list(groups.get_group(key)["status"])) for key in configs.index]
     order = rank({key: list(zip(group["status"], group["objective"].where(group["objective"].notna(), None)))
-                  for key, group in groups})
+                  for key, group in groups}, rank_by=rank_by)
+    configs["rank score"] = pd.Series({key: value for key, _, value in order})
     return configs.loc[[key for key, _, _ in order]].reset_index()
 
 

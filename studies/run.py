@@ -134,7 +134,8 @@ def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool, create
 
 def confirm(*, spec: Spec, study: optuna.Study, storage: str, tracking_uri: str, console: Console) -> int:
     """Retrain the search's top qualifying configurations on `study.confirm.seeds` (winner's curse)."""
-    ranked = ranked_configurations(trials=study.get_trials(deepcopy=False), objective=spec.settings.objective)
+    ranked = ranked_configurations(trials=study.get_trials(deepcopy=False), objective=spec.settings.objective,
+                                   rank_by=spec.settings.rank_by)
     top = [members for ok, members in ranked if ok][: spec.settings.confirm.top]
     if not top:
         console.print("no configuration qualifies (most seeds of each collapsed, diverged, sat in a prior hole or "
@@ -161,7 +162,8 @@ def run_phase(*, spec: Spec, storage: str, tracking_uri: str, console: Console,
         study = open_study(spec=spec, storage=opened, label=label)
         study_run = tracking.start_study(tracking_uri=tracking_uri, study=spec.name.removesuffix("-confirm")
                                          if spec.phase == "confirm" else spec.name,
-                                         objective=spec.settings.objective, spec_path=spec.path, storage=label)
+                                         objective=spec.settings.objective, spec_path=spec.path, storage=label,
+                                         rank_by=spec.settings.rank_by)
         stale = prepare(study=study, spec=spec)
         if is_rdb(storage):  # runs of trials failed by heartbeat, here or by a worker on any machine
             tracking.fail_orphan_runs(study_run, failed=_failed(study))

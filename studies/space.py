@@ -123,9 +123,11 @@ def _number_kind(annotation: Any) -> str | None:
     return {int: "int", float: "float"}.get(kinds.pop()) if len(kinds) == 1 else None
 
 
-def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source: str) -> Dimension:
-    """Validate one `search:` entry against the base experiment's tree; ``source`` names the file."""
-    where = f"{source}: key search.{key}"
+def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source: str,
+                    path: str = "search") -> Dimension:
+    """Validate one `search:` entry against the base experiment's tree; ``source`` names the file, ``path`` the
+    spec key holding the entry (`search`, `blocks[1].search`)."""
+    where = f"{source}: key {path}.{key}"
     if key == SEED_KEY:
         raise ConfigError(f"{where}: seeds are not searched; list them in study.seeds")
     try:
@@ -135,7 +137,7 @@ def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source
                     and issubclass(f.annotation, BaseModel)]
         known = list(flatten(ExperimentConfig().model_dump())) + sections
         close = difflib.get_close_matches(key, known, n=1)
-        hint = f" (did you mean 'search.{close[0]}'?)" if close else ""
+        hint = f" (did you mean '{path}.{close[0]}'?)" if close else ""
         raise ConfigError(f"{where}: unknown config key{hint}") from None
     if space.choices is not None:
         sets = []

@@ -91,6 +91,9 @@ class StudySettings(_Strict):
     random subset); tpe/random: required when there is a search."""
     seeds: list[int] = Field(default=[0], min_length=1)
     """Seeds every configuration is trained with: one Optuna trial per (configuration, seed)."""
+    rank_by: Literal["mean", "worst", "mean-std"] = "mean"
+    """How a configuration's seeds are summed up to rank it (`cvae.scoring.RANK_BY`): the mean objective, the
+    worst seed, or the mean minus the standard deviation (robustness across seeds)."""
     pruner: Literal["none", "median", "hyperband"] = "none"
     """Stop unpromising trials early from their per-epoch objective (single objective only)."""
     workers: int = Field(default=1, ge=1)
@@ -222,6 +225,8 @@ class Spec:
         s = self.settings
         payload = {"base": self.base.model_dump(), "space": [repr(dim) for dim in self.space], "seeds": s.seeds,
                    "objective": s.objective, "sampler": s.sampler, "sampler_seed": s.sampler_seed}
+        if s.rank_by != "mean":
+            payload["rank_by"] = s.rank_by
         if self.only is not None:
             payload["only"] = [sorted(config.items()) for config in self.only]
         return _digest(payload)
@@ -309,7 +314,8 @@ def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: 
                               f"({block.name!r})")
         dims = [_setting_dimension(space, base_tree=base_tree, where=f"{source}: key blocks[{i}].search.setting")
                 if key == SETTING_KEY else
-                build_dimension(key=key, space=space, base_tree=base_tree, source=f"{source}: blocks[{i}]")
+                build_dimension(key=key, space=space, base_tree=base_tree, source=source,
+                                path=f"blocks[{i}].search")
                 for key, space in block.search.items()]
         for dim in dims:
             if dim.grid_values() is None:

@@ -266,7 +266,8 @@ def is_done(trial: FrozenTrial) -> bool:
             or (trial.state == TrialState.FAIL and status in ("diverged", "unstable")))
 
 
-def ranked_configurations(*, trials: list[FrozenTrial], objective: str) -> list[tuple[bool, list[FrozenTrial]]]:
+def ranked_configurations(*, trials: list[FrozenTrial], objective: str,
+                          rank_by: str = "mean") -> list[tuple[bool, list[FrozenTrial]]]:
     """The study's configurations as ``cvae.scoring.rank`` orders them: [(qualifies, its seeds' trials)], from the
     trials' status and checkpoint-choice figures (user attrs); crashed (`failed`) and unrun trials are left out."""
     groups: dict[str, list[FrozenTrial]] = {}
@@ -283,7 +284,7 @@ def ranked_configurations(*, trials: list[FrozenTrial], objective: str) -> list[
         return attrs["status"], value
 
     return [(ok, groups[key]) for key, ok, _ in rank({key: [seed(t) for t in members]
-                                                         for key, members in groups.items()})]
+                                                         for key, members in groups.items()}, rank_by=rank_by)]
 
 
 def prepare(*, study: optuna.Study, spec: Spec) -> list[FrozenTrial]:

@@ -210,7 +210,8 @@ class StudyRun:
         return MlflowClient(tracking_uri=self.tracking_uri)
 
 
-def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Path, storage: str) -> StudyRun:
+def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Path, storage: str,
+                rank_by: str = "mean") -> StudyRun:
     """Get or create the experiment and the parent run (RUNNING again on resume); creates the DB schema."""
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(study)
@@ -221,7 +222,8 @@ def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Pat
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment_id)
     client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND)
-    tags = {"cvae.role": "study", "cvae.study": study, "cvae.objective": objective, "cvae.spec": str(spec_path),
+    tags = {"cvae.role": "study", "cvae.study": study, "cvae.objective": objective, "cvae.rank_by": rank_by,
+            "cvae.spec": str(spec_path),
             "optuna.storage": redact(storage)}
     found = client.search_runs([experiment_id], filter_string=ROLE_FILTER.format(role="study"), max_results=1)
     if found:

@@ -69,3 +69,15 @@ def test_rank_puts_a_collapsed_gaussian_one_below_a_healthy_configuration():
     assert [ok for _, ok, _ in ranked] == [True, False, False, False]
     assert ranked[0][2] == pytest.approx(1.05)
     assert ranked[-1][0] == "nothing" and math.isnan(ranked[-1][2])
+
+
+def test_rank_by_worst_seed_or_mean_minus_std_prefers_the_robust_configuration():
+    seeds = {"lucky": [("works", 1.6), ("weak", 0.6), ("works", 1.5)],  # mean 1.23, worst 0.6
+             "steady": [("works", 1.2), ("works", 1.15), ("works", 1.1)]}  # mean 1.15, worst 1.1
+    assert rank(seeds)[0][0] == "lucky"
+    assert rank(seeds, rank_by="worst")[0][0] == "steady"
+    assert rank(seeds, rank_by="mean-std")[0][0] == "steady"
+    # a seed without an objective (diverged) is the worst possible seed for a robust ranking
+    assert rank({"a": [("works", 1.0), ("works", 1.0), ("diverged", None)]}, rank_by="worst")[0][2] == 0.0
+    with pytest.raises(ValueError, match="unknown rank_by"):
+        rank(seeds, rank_by="median")

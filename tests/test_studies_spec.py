@@ -146,18 +146,41 @@ def test_no_search_is_one_configuration(tmp_path: Path) -> None:
     assert spec.space == () and spec.n_configs == 1
 
 
-def test_kl_ablation_spec_has_the_required_ranges() -> None:
+def test_kl_ablation_spec_has_the_required_blocks() -> None:
     spec = load_spec("kl_ablation.yaml")
-    dims = {d.key: d for d in spec.space}
-    schedules = {s["kl.schedule"] for s in dims["kl"].sets}
-    assert schedules == {"constant", "monotonic", "cyclical"}
-    assert any(s["kl.beta_max"] == 0.0 for s in dims["kl"].sets)
-    assert any(s.get("kl.free_bits", 0) > 0 for s in dims["kl"].sets)
-    optimizers = {(s["optim.name"], s["optim.lr"]) for s in dims["optim"].sets}
-    assert {name for name, _ in optimizers} == {"sgd", "adam"} and None in dims["optim.clip_norm"].choices
-    assert max(lr for name, lr in optimizers if name == "sgd") >= 1.0  # explodes there without clipping
-    assert set(dims["model.latent_size"].choices) == {8, 32}
-    assert len(spec.settings.seeds) >= 2 and spec.n_configs * len(spec.settings.seeds) == 160
+    assert [d.key for d in spec.space] == ["blocks"]
+    sets = spec.space[0].sets
+    explosion = [s for s, label in zip(sets, spec.space[0].choices) if "explosion" in label.split(":")[0]]
+    collapse = [s for s, label in zip(sets, spec.space[0].choices) if "collapse" in label.split(":")[0]]
+    # explosion: optimizer x learning rate x clip norm, with plain SGD at a high lr without clipping
+    assert {s["optim.name"] for s in explosion} == {"sgd", "adam"}
+    assert {s["optim.clip_norm"] for s in explosion} == {None, 1.0}
+    assert any(s["optim.name"] == "sgd" and s["optim.lr"] >= 1.0 and s["optim.clip_norm"] is None
+               for s in explosion)
+    assert len({s["optim.lr"] for s in explosion if s["optim.name"] == "adam"}) >= 2
+    # collapse: KL schedule x latent size, with no KL term (prior hole) and the full weight from step 0
+    configs = [spec.config_for({"blocks": label, "train.seed": 0}) for label in spec.space[0].choices]
+    kls = {(c.kl.schedule, c.kl.beta_max) for c in configs}
+    assert {("constant", 0.0), ("constant", 1.0)} <= kls and {"monotonic", "cyclical"} <= {k for k, _ in kls}
+    assert len({c.model.latent_size for c in configs}) >= 2 and collapse
+    # the shared base is trained once and belongs to both blocks
+    assert sum("explosion+collapse" in label for label in spec.space[0].choices) == 1
+    assert spec.base.train.collapse_patience == 3 and spec.settings.confirm.top == 3
+    assert not set(spec.settings.confirm.seeds) & set(spec.settings.seeds)
+
+
+def test_blocks_spec_errors_name_the_key(tmp_path: Path) -> None:
+    assert "key blocks[1].search.settng: unknown config key" in error_of(write(tmp_path, "b.yaml", BASE + (
+        "blocks:\n  - {name: a, search: {optim.lr: {choices: [0.01, 0.1]}}}\n"
+        "  - {name: b, search: {settng: {choices: [{kl.beta_max: 1.0}]}}}\nstudy: {name: b}\n")))
+    assert "key blocks[0].search.setting.choices[0]: unknown config key 'kl.beta'" in error_of(write(
+        tmp_path, "c.yaml", BASE + "blocks:\n  - {name: a, search: {setting: {choices: [{kl.beta: 1.0}]}}}\n"
+        "study: {name: c}\n"))
+    assert "blocks are grids; use sampler: grid" in error_of(write(tmp_path, "d.yaml", BASE + (
+        "blocks:\n  - {name: a, search: {optim.lr: {choices: [0.01, 0.1]}}}\n"
+        "study: {name: d, sampler: tpe, trials: 2}\n")))
+    assert "must be seeds the search never used" in error_of(write(tmp_path, "e.yaml", BASE + (
+        "study: {name: e, seeds: [0, 1], confirm: {seeds: [1, 2]}}\n")))
 
 
 def test_spec_schema_covers_every_experiment_section_and_documents_every_field() -> None:
