@@ -13,6 +13,7 @@ from rich.text import Text
 from cvae.scoring import HEALTHY
 from studies.spec import BLOCKS_KEY, SEED_KEY, Spec
 from studies.tables import mean_std_text
+from studies.labels import config_name
 from studies.study import ranked_configurations, trial_params
 from studies.tracking import DEFAULT_TRACKING_URI, redact
 
@@ -99,15 +100,18 @@ def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
     objective = spec.settings.objective.replace("pareto", "bleu4+gaussian")
     table = Table(title=f"best configurations of {spec.name} (mostly healthy seeds first, then by the "
                         f"{spec.settings.rank_by} over seeds of {objective} on the validation figures)")
-    for column in ("#", "configuration", "seeds", "BLEU-4", "Gaussian (distinct)", "Gaussian (lab)", "status"):
-        table.add_column(column, overflow="fold")
+    table.add_column("#", no_wrap=True)
+    table.add_column("configuration", overflow="fold", ratio=1)
+    for column in ("BLEU-4", "Gaussian (distinct)", "Gaussian (lab)", "seeds"):
+        table.add_column(column, no_wrap=column != "seeds")
+    varied = sorted({key for dim in spec.space for key in dim.targets()})
     for place, (ok, members, scored) in enumerate(rows[:TOP], start=1):
-        params = {k: v for k, v in trial_params(members[0]).items() if k != SEED_KEY}
+        flat = spec.config_for(trial_params(members[0])).flat()
         statuses = Counter(t.user_attrs.get("status", "?") for t in members)
         figures = {name: [t.user_attrs[name] for t in scored if name in t.user_attrs]
                    for name in ("bleu4", "gaussian_unique", "gaussian")}
-        table.add_row(str(place) if ok else "–", _params(params) or "(base)", str(len(members)),
-                      *[mean_std_text(figures[name]) for name in ("bleu4", "gaussian_unique", "gaussian")],
+        table.add_row(str(place) if ok else "–", config_name(flat, varied=varied),
+                      *[mean_std_text(figures[name], digits=2) for name in ("bleu4", "gaussian_unique", "gaussian")],
                       ", ".join(f"{k} {n}" for k, n in statuses.items()))
     if not any(row[0] for row in rows):
         table.caption = ("no configuration qualifies: every one has most of its seeds collapsed, diverged, in a "

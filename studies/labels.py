@@ -87,6 +87,12 @@ RUN_NAME_KEYS = {"model.latent_size": "z", "model.hidden_size": "h", "model.rnn"
 def run_name(flat: dict[str, Any], *, varied: list[str]) -> str:
     """A child run's name in `mlflow ui`, from its varied settings and seed: `sgd lr3 clip- · cyclical · z32 · s1`
     (optimizer, learning rate and clip norm; the KL bundle; other keys by short name; the seed)."""
+    return f"{config_name(flat, varied=varied)} · s{flat['train.seed']}"
+
+
+def config_name(flat: dict[str, Any], *, varied: list[str]) -> str:
+    """A configuration's short name from its varied settings: `sgd lr3 clip- · cyclical · z32` (`base` when
+    nothing is varied)."""
     parts = []
     if any(key.startswith("optim.") for key in varied):
         clip = flat.get("optim.clip_norm")
@@ -99,8 +105,7 @@ def run_name(flat: dict[str, Any], *, varied: list[str]) -> str:
             continue
         short = RUN_NAME_KEYS.get(key, key.rsplit(".", 1)[-1] + " ")
         parts.append(f"{short}{'-' if flat[key] is None else fmt_value(flat[key])}")
-    parts.append(f"s{flat['train.seed']}")
-    return " · ".join(parts)
+    return " · ".join(parts) or "base"
 
 
 def objective_label(objective: str) -> str:
