@@ -150,8 +150,9 @@ def seed_summary(scores: list[float], *, rank_by: str = "mean") -> float:
 def rank(configurations: Mapping[str, Iterable[tuple[str, float | None]]], *,
          rank_by: str = "mean") -> list[tuple[str, bool, float]]:
     """The one ranking of configurations, best first: ``{key: [(status, objective or None), ...] per seed}`` ->
-    ``[(key, qualifies, summary), ...]``. Configurations that qualify come first; within each group, the higher
-    ``seed_summary`` (``rank_by``) of the objectives of the seeds that have one (NaN last). A seed that failed
+    ``[(key, qualifies, summary), ...]``. Configurations that qualify come first, and among them those whose
+    seeds mostly pass the lab's line (`works`): the harness answers "which settings work?"; within each group,
+    the higher ``seed_summary`` (``rank_by``) of the objectives of the seeds that have one (NaN last). A seed that failed
     without an objective (diverged, pruned) counts as the worst possible for `worst` and `mean-std`: it scores 0."""
     ranked = []
     for key, seeds in configurations.items():
@@ -159,6 +160,14 @@ def rank(configurations: Mapping[str, Iterable[tuple[str, float | None]]], *,
         scores = [s for _, s in seeds if s is not None and math.isfinite(s)]
         if rank_by != "mean" and scores:
             scores += [0.0] * (len(seeds) - len(scores))
-        ranked.append((key, qualifies(status for status, _ in seeds), seed_summary(scores, rank_by=rank_by)))
-    ranked.sort(key=lambda item: (not item[1], math.isnan(item[2]), -item[2] if not math.isnan(item[2]) else 0.0))
-    return ranked
+        ranked.append((key, qualifies(status for status, _ in seeds), mostly_works(status for status, _ in seeds),
+                       seed_summary(scores, rank_by=rank_by)))
+    ranked.sort(key=lambda item: (not item[1], not item[2], math.isnan(item[3]),
+                                  -item[3] if not math.isnan(item[3]) else 0.0))
+    return [(key, ok, value) for key, ok, _, value in ranked]
+
+
+def mostly_works(statuses: Iterable[str]) -> bool:
+    """Whether most of a configuration's seeds pass the lab's line (status `works`)."""
+    statuses = [s for s in statuses if s != "failed"]
+    return bool(statuses) and sum(s == "works" for s in statuses) * 2 > len(statuses)

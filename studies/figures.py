@@ -307,9 +307,10 @@ def importance(*, importances: dict[str, dict[str, float]], path: Path) -> None:
             sns.barplot(data=frame.sort_values("importance", ascending=False), x="importance", y="param",
                         color=color, ax=ax)
             ax.set_xlabel("importance (share of the objective's variance, sums to 1)")
-            ax.set_ylabel("searched parameter")
-            ax.set_title(f"objective: {objective}")
+            ax.set_ylabel("setting")
+            ax.set_title(objective)
             ax.set_xlim(0, 1.08)
             ax.bar_label(ax.containers[0], fmt="%.2f", padding=3, fontsize=8.5)
-        fig.suptitle(f"{IMPORTANCE_TITLE} (Optuna fANOVA over complete trials)", fontsize=11)
+        fig.suptitle(f"{IMPORTANCE_TITLE}: Optuna's fANOVA of the objective over the search's trials, per block",
+                     fontsize=11)
         _save(fig, path)

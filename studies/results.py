@@ -351,8 +351,8 @@ def load_trace(*, client: MlflowClient, pair: list[tuple[str, str]]) -> pd.DataF
         return pd.DataFrame(columns=["role", "step", *TRACE_METRICS])
     long = pd.DataFrame.from_records(records)
     long.loc[long["value"] >= INF_FLOOR, "value"] = np.inf
-    wide = long.pivot_table(index=["role", "step"], columns="key", values="value", aggfunc="last",
-                            dropna=False).reset_index()
+    # only the steps each run logged (a pivot table would pad every run to every step with NaN); NaN stays NaN
+    wide = long.groupby(["role", "step", "key"], sort=False)["value"].last().unstack("key").reset_index()
     wide.columns.name = None
     for key in TRACE_METRICS:
         if key not in wide:

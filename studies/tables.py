@@ -38,6 +38,7 @@ def rate(count: float, total: float) -> str:
 
 
 COLUMN_NAMES = {"optim.name": "optimizer", "optim.lr": "lr", "optim.clip_norm": "clip norm",
+                "model.mu_bn": "BN-VAE scale",
                 "model.latent_size": "latent size"}
 
 

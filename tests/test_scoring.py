@@ -81,3 +81,9 @@ def test_rank_by_worst_seed_or_mean_minus_std_prefers_the_robust_configuration()
     assert rank({"a": [("works", 1.0), ("works", 1.0), ("diverged", None)]}, rank_by="worst")[0][2] == 0.0
     with pytest.raises(ValueError, match="unknown rank_by"):
         rank(seeds, rank_by="median")
+
+
+def test_configurations_that_mostly_work_rank_before_merely_healthy_ones():
+    ranked = rank({"bleu_heavy": [("weak", 1.2), ("weak", 1.1), ("works", 1.2)],
+                   "working": [("works", 1.0), ("works", 1.0), ("weak", 0.9)]})
+    assert [key for key, _, _ in ranked] == ["working", "bleu_heavy"]
