@@ -1,4 +1,8 @@
-"""A report as a list of blocks, rendered twice: Markdown (images by file name) and self-contained HTML.
+"""A report as a list of blocks, rendered twice: Markdown and self-contained HTML.
+
+Markdown images link to the PNG next to the file, or, for the copy logged to MLflow (``image_url``), to the
+tracking server's `get-artifact` endpoint, which MLflow's Markdown viewer can load. Table cells keep
+`mean ± std` on one line (non-breaking spaces).
 
 Inline markup in text: `code` and **bold** only, rendered in both outputs; a Text can be a note (italic).
 """
@@ -8,8 +12,10 @@ from __future__ import annotations
 import base64
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -46,7 +52,16 @@ class Image:
 Block = Heading | Text | Bullets | Table | Image
 
 
-def to_markdown(blocks: list[Block]) -> str:
+def artifact_url(*, run_id: str, folder: str) -> Callable[[Path], str]:
+    """Image links for a Markdown file logged to MLflow run ``run_id`` under ``folder``: the tracking server's
+    `get-artifact` endpoint (relative to the UI's root, as MLflow's own UI fetches artifacts)."""
+    def url(path: Path) -> str:
+        return f"get-artifact?path={quote(f'{folder}/{path.name}', safe='')}&run_uuid={quote(run_id, safe='')}"
+    return url
+
+
+def to_markdown(blocks: list[Block], *, image_url: Callable[[Path], str] | None = None) -> str:
+    """Markdown of ``blocks``; images link to ``image_url(path)`` (default: the file name, next to the file)."""
     out = []
     for block in blocks:
         if isinstance(block, Heading):
@@ -58,18 +73,23 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(block, Table):
             out.append(markdown_table(block.frame) if len(block.frame) else f"_{block.empty_note}_")
         elif isinstance(block, Image):
-            out.append(f"![{block.alt}]({block.path.name})")
+            out.append(f"![{block.alt}]({image_url(block.path) if image_url else block.path.name})")
     return "\n\n".join(out) + "\n"
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of ``frame`` (values as strings, `|` escaped)."""
     def cell(value: object) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
+        return _keep_together(str(value)).replace("|", "\\|").replace("\n", " ")
     header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *rows])
+
+
+def _keep_together(text: str) -> str:
+    """`0.073 ± 0.005` with non-breaking spaces around ±, so a narrow table never wraps it over lines."""
+    return text.replace(" ± ", "\u00a0±\u00a0")
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -94,7 +114,8 @@ def to_html(blocks: list[Block], *, title: str) -> str:
         elif isinstance(block, Bullets):
             body.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>")
         elif isinstance(block, Table):
-            body.append(block.frame.to_html(index=False, border=0, na_rep="–") if len(block.frame)
+            body.append(block.frame.map(lambda v: _keep_together(str(v)) if isinstance(v, str) else v).to_html(
+                index=False, border=0, na_rep="–") if len(block.frame)
                         else f"<p><em>{_inline(block.empty_note)}</em></p>")
         elif isinstance(block, Image):
             data = base64.b64encode(block.path.read_bytes()).decode("ascii")

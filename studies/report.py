@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -71,9 +72,15 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path) -> Path:
                      paths=paths, notes=notes, importance_note=importance_note, tracking_uri=tracking_uri)
     (out / "report.md").write_text(doc.to_markdown(blocks), encoding="utf-8")
     (out / "report.html").write_text(doc.to_html(blocks, title=f"Study report: {study}"), encoding="utf-8")
-    written = [out / "report.md", out / "report.html", out / "trials.csv", out / "configs.csv", *paths.values()]
+    written = [out / "report.html", out / "trials.csv", out / "configs.csv", *paths.values()]
     if runs.parent_run_id:
-        _log_artifacts(client=client, run_id=runs.parent_run_id, files=written)
+        # the logged report.md links its figures through the tracking server, so MLflow's viewer shows them
+        with tempfile.TemporaryDirectory(prefix="cvae-report-") as tmp:
+            logged = Path(tmp) / "report.md"
+            logged.write_text(doc.to_markdown(blocks, image_url=doc.artifact_url(run_id=runs.parent_run_id,
+                                                                                   folder="report")),
+                              encoding="utf-8")
+            _log_artifacts(client=client, run_id=runs.parent_run_id, files=[logged, *written])
     return out
 
 

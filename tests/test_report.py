@@ -38,7 +38,8 @@ def _by_config(trials):
 
 
 def _mean_std(values: list[float]) -> str:
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    """As the report's tables print it: non-breaking spaces keep `mean ± std` on one line."""
+    return f"{statistics.mean(values):.3f}\u00a0±\u00a0{statistics.stdev(values):.3f}"
 
 
 def test_report_writes_every_file_and_embeds_images(demo):
@@ -144,8 +145,8 @@ def test_divergence_rates_and_explosion_table(demo):
 
 def test_collapse_table_and_findings(demo):
     collapse = demo["md"].split("## Where the posterior collapses")[1].split("##")[0]
-    assert "| monotonic | 8 | 2/2 (100%) | 0/2 (0%) | 0.0 ± 0.0 |" in collapse
-    assert "| constant β=0 | 32 | 0/2 (0%) | 2/2 (100%) | 32.0 ± 0.0 |" in collapse
+    assert "| monotonic | 8 | 2/2 (100%) | 0/2 (0%) | 0.0\u00a0±\u00a00.0 |" in collapse
+    assert "| constant β=0 | 32 | 0/2 (0%) | 2/2 (100%) | 32.0\u00a0±\u00a00.0 |" in collapse
     findings = demo["md"].split("## Findings")[1].split("##")[0]
     assert "sgd at lr 0.5, clip norm none: 2/2 (100%)" in findings
     assert "at latent size 8: 2/2 (100%)" in findings and "constant β=0 at latent size 32" in findings
@@ -173,6 +174,13 @@ def test_report_is_logged_to_the_parent_run(demo):
     client = MlflowClient(demo["uri"])
     names = {Path(a.path).name for a in client.list_artifacts(demo["parent_run_id"], "report")}
     assert {"report.md", "report.html", *FIGURES, "importance.png"} <= names
+    # the logged Markdown links its figures through the tracking server (MLflow's viewer cannot resolve a bare
+    # file name); the one on disk links the files next to it
+    logged = Path(client.download_artifacts(demo["parent_run_id"], "report/report.md")).read_text()
+    run = demo["parent_run_id"]
+    for name in (*FIGURES, "importance.png"):
+        assert f"](get-artifact?path=report%2F{name}&run_uuid={run})" in logged
+        assert f"]({name})" in demo["md"]
 
 
 def test_study_with_only_pruned_and_diverged_trials_renders(tmp_path):
