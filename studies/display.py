@@ -15,6 +15,7 @@ from studies.spec import BLOCKS_KEY, SEED_KEY, Spec
 from studies.tables import mean_std_text
 from studies.labels import config_name
 from studies.study import ranked_configurations, trial_params
+from studies.document import UI_URL
 from studies.tracking import DEFAULT_TRACKING_URI, redact
 
 TOP = 5
@@ -119,13 +120,15 @@ def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
     return table
 
 
-def ui_command(tracking_uri: str) -> str:
-    """The command that shows the study: a bare `mlflow ui` for the default store."""
-    if tracking_uri == DEFAULT_TRACKING_URI:
-        return "mlflow ui"
+def ui_command(tracking_uri: str, experiment_id: str | None = None) -> str:
+    """How to see the study: a bare `mlflow ui` for the default store, and the page of its runs (MLflow 3's UI opens
+    on its GenAI pages unless the address asks for model training)."""
+    page = f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning" if experiment_id else ""
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {redact(tracking_uri)}"
-    return f"mlflow ui --backend-store-uri {redact(tracking_uri)}"
+        return f"open {redact(tracking_uri).rstrip('/')}{page}"
+    command = ("mlflow ui" if tracking_uri == DEFAULT_TRACKING_URI
+               else f"mlflow ui --backend-store-uri {redact(tracking_uri)}")
+    return f"{command}, then open {UI_URL}{page}" if page else command
 
 
 def _params(params: dict[str, Any]) -> str:

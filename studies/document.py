@@ -1,8 +1,9 @@
 """A report as a list of blocks, rendered twice: Markdown and self-contained HTML.
 
-Markdown images link to the PNG next to the file, or, for the copy logged to MLflow (``image_url``), to the
-tracking server's `get-artifact` endpoint, which MLflow's Markdown viewer can load. Table cells keep
-`mean ± std` on one line (non-breaking spaces).
+Markdown images link to the PNG next to the file, or, for the copy logged to MLflow (``image_url``), to the MLflow
+server's `get-artifact` endpoint by absolute URL: MLflow's Markdown viewer shows an image only from an absolute
+http(s) URL (a bare file name is printed as text, a `data:` URL is dropped). Table cells keep `mean ± std`
+together (non-breaking spaces).
 
 Inline markup in text: `code` and **bold** only, rendered in both outputs; a Text can be a note (italic).
 """
@@ -52,12 +53,24 @@ class Image:
 Block = Heading | Text | Bullets | Table | Image
 
 
-def artifact_url(*, run_id: str, folder: str) -> Callable[[Path], str]:
-    """Image links for a Markdown file logged to MLflow run ``run_id`` under ``folder``: the tracking server's
-    `get-artifact` endpoint (relative to the UI's root, as MLflow's own UI fetches artifacts)."""
+UI_URL = "http://127.0.0.1:5000"
+"""Where a bare `mlflow ui` serves a local store."""
+
+
+def artifact_url(*, tracking_uri: str, run_id: str, folder: str) -> Callable[[Path], str]:
+    """Absolute image URLs for a Markdown file logged to MLflow run ``run_id`` under ``folder``: the tracking
+    server itself for an http(s) tracking URI, else a bare `mlflow ui` on this machine (``UI_URL``)."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else UI_URL
+
     def url(path: Path) -> str:
-        return f"get-artifact?path={quote(f'{folder}/{path.name}', safe='')}&run_uuid={quote(run_id, safe='')}"
+        return (f"{base}/get-artifact?path={quote(f'{folder}/{path.name}', safe='')}"
+                f"&run_uuid={quote(run_id, safe='')}")
     return url
+
+
+def data_url(path: Path) -> str:
+    """The PNG at ``path`` as a `data:` URL (what MLflow's Markdown viewer, and the HTML report, can show)."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def to_markdown(blocks: list[Block], *, image_url: Callable[[Path], str] | None = None) -> str:
@@ -118,7 +131,6 @@ def to_html(blocks: list[Block], *, title: str) -> str:
                 index=False, border=0, na_rep="–") if len(block.frame)
                         else f"<p><em>{_inline(block.empty_note)}</em></p>")
         elif isinstance(block, Image):
-            data = base64.b64encode(block.path.read_bytes()).decode("ascii")
-            body.append(f'<img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">')
+            body.append(f'<img alt="{html.escape(block.alt)}" src="{data_url(block.path)}">')
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -32,7 +32,7 @@ DPI = 110
 
 @contextmanager
 def _style(style: str = "whitegrid") -> Iterator[None]:
-    with sns.axes_style(style), sns.plotting_context("notebook", font_scale=0.9):
+    with sns.axes_style(style), sns.plotting_context("notebook", font_scale=1.15):
         yield
 
 

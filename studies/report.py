@@ -74,12 +74,12 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path) -> Path:
     (out / "report.html").write_text(doc.to_html(blocks, title=f"Study report: {study}"), encoding="utf-8")
     written = [out / "report.html", out / "trials.csv", out / "configs.csv", *paths.values()]
     if runs.parent_run_id:
-        # the logged report.md links its figures through the tracking server, so MLflow's viewer shows them
+        # the logged report.md links its figures by absolute URL: MLflow's Markdown viewer prints a relative image
+        # link as text and drops data: URLs
         with tempfile.TemporaryDirectory(prefix="cvae-report-") as tmp:
             logged = Path(tmp) / "report.md"
-            logged.write_text(doc.to_markdown(blocks, image_url=doc.artifact_url(run_id=runs.parent_run_id,
-                                                                                   folder="report")),
-                              encoding="utf-8")
+            urls = doc.artifact_url(tracking_uri=tracking_uri, run_id=runs.parent_run_id, folder="report")
+            logged.write_text(doc.to_markdown(blocks, image_url=urls), encoding="utf-8")
             _log_artifacts(client=client, run_id=runs.parent_run_id, files=[logged, *written])
     return out
 

@@ -125,7 +125,8 @@ def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool, create
     console.print(summary(spec=spec, trials=study.get_trials(deepcopy=False)))
     if code == 0 and spec.settings.confirm.top:
         code = confirm(spec=spec, study=study, storage=storage, tracking_uri=tracking_uri, console=console)
-    console.print(f"see every run: {ui_command(tracking_uri)}")
+    console.print(f"see every run: {ui_command(tracking_uri, study_run.experiment_id)}", markup=False,
+                  soft_wrap=True)
     tracking.end_study(study_run, status={0: "FINISHED", 130: "KILLED"}.get(code, "FAILED"))
     if report and code == 0:
         make_report(spec=spec, tracking_uri=tracking_uri, console=console)

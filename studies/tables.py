@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from studies.labels import fmt_value, objective_label, pow10
+from studies.labels import config_name, pow10
 from studies.results import pareto_mask
 
 LEADERBOARD_SIZE = 10
@@ -45,27 +45,29 @@ COLUMN_NAMES = {"optim.name": "optimizer", "optim.lr": "lr", "optim.clip_norm": 
 def leaderboard(configs: pd.DataFrame, *, varied: list[str], objective: str,
                 size: int = LEADERBOARD_SIZE) -> pd.DataFrame:
     """Top ``size`` configurations as ``studies.results.aggregate`` ranks them (those whose seeds are mostly
-    healthy first, then by mean objective): varied params, figures as mean ± std, statuses, n seeds. A
-    configuration that does not qualify gets no rank (`–`), whatever its figures."""
+    healthy first, then by mean objective): the configuration by its short name (as its runs are named), figures
+    as mean ± std, the seeds' statuses. A configuration that does not qualify gets no rank (`–`), whatever its
+    figures. Few columns, so that it reads in MLflow's narrow artifact viewer."""
     ranked = configs.dropna(subset=["objective mean"]).reset_index(drop=True)
     on_front = pareto_mask(ranked, x="best/gaussian_unique mean", y="best/bleu4 mean")
     top = ranked.head(size)
     qualified = top["qualifies"].astype(bool).to_numpy() if "qualifies" in top else [True] * len(top)
     table = pd.DataFrame({"rank": [str(i + 1) if ok else "–" for i, ok in enumerate(qualified)]})
-    if any(key.startswith("kl.") for key in varied):
-        table["KL schedule"] = top["kl_label"].astype(str).to_numpy()
-    for key in varied:
-        if not key.startswith("kl."):
-            table[COLUMN_NAMES.get(key, key)] = [fmt_value(v) for v in top[key]]
-    columns = {f"objective ({objective_label(objective)})": "objective", "BLEU-4": "best/bleu4",
-               "Gaussian (distinct)": "best/gaussian_unique", "Gaussian (lab)": "best/gaussian",
-               "heldout BLEU-4": "best/heldout_bleu4", "active units": "best/active_units", "KL (nats)": "best/kl"}
+    table["configuration"] = [config_name(_flat(row), varied=varied) for _, row in top.iterrows()]
+    columns = {"objective": "objective", "BLEU-4": "best/bleu4", "Gaussian (distinct)": "best/gaussian_unique",
+               "Gaussian (lab)": "best/gaussian", "heldout BLEU-4": "best/heldout_bleu4", "KL (nats)": "best/kl"}
     for title, figure in columns.items():
         digits = 1 if figure in ("best/active_units", "best/kl") else 3
         table[title] = [mean_std(m, s, digits=digits) for m, s in zip(top[f"{figure} mean"], top[f"{figure} std"])]
     table["seeds"] = top["statuses"].to_numpy() if "statuses" in top else ""
     table["Pareto front"] = ["yes" if flag else "" for flag in on_front[: len(top)]]
     return table
+
+
+def _flat(row: pd.Series) -> dict[str, object]:
+    """A configuration row as the flat config dict ``config_name`` reads (missing values as None)."""
+    return {key: (None if value is None or (isinstance(value, float) and math.isnan(value)) else value)
+            for key, value in row.items()}
 
 
 def explosion_table(cells: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.DataFrame:

@@ -174,12 +174,12 @@ def test_report_is_logged_to_the_parent_run(demo):
     client = MlflowClient(demo["uri"])
     names = {Path(a.path).name for a in client.list_artifacts(demo["parent_run_id"], "report")}
     assert {"report.md", "report.html", *FIGURES, "importance.png"} <= names
-    # the logged Markdown links its figures through the tracking server (MLflow's viewer cannot resolve a bare
-    # file name); the one on disk links the files next to it
+    # the logged Markdown links its figures by absolute URL, through a bare `mlflow ui` (MLflow's viewer prints a
+    # relative image link as text); the one on disk links the files next to it
     logged = Path(client.download_artifacts(demo["parent_run_id"], "report/report.md")).read_text()
     run = demo["parent_run_id"]
     for name in (*FIGURES, "importance.png"):
-        assert f"](get-artifact?path=report%2F{name}&run_uuid={run})" in logged
+        assert f"](http://127.0.0.1:5000/get-artifact?path=report%2F{name}&run_uuid={run})" in logged
         assert f"]({name})" in demo["md"]
 
 
