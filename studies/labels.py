@@ -96,7 +96,8 @@ def config_name(flat: dict[str, Any], *, varied: list[str]) -> str:
     parts = []
     if any(key.startswith("optim.") for key in varied):
         clip = flat.get("optim.clip_norm")
-        parts.append(f"{flat['optim.name']} lr{fmt_value(flat['optim.lr'])} clip{'-' if clip is None else fmt_value(clip)}")
+        clip_text = "-" if clip is None else fmt_value(clip)
+        parts.append(f"{flat['optim.name']} lr{fmt_value(flat['optim.lr'])} clip{clip_text}")
     if any(key.startswith("kl.") for key in varied):
         parts.append(kl_label(schedule=flat["kl.schedule"], beta_max=flat["kl.beta_max"],
                               free_bits=flat["kl.free_bits"]))

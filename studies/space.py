@@ -170,7 +170,8 @@ def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source
                 raise ConfigError(f"{where}.{name}: {key} is an integer field, got {value:g}")
     for name in ("low", "high"):
         value = getattr(space, name)
-        validated_assignments({key: int(value) if kind == "int" else value}, base_tree=base_tree, where=f"{where}.{name}")
+        validated_assignments({key: int(value) if kind == "int" else value}, base_tree=base_tree,
+                              where=f"{where}.{name}")
     return Dimension(key=key, kind=kind, low=space.low, high=space.high, log=space.log, step=space.step)
 
 

@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cvae.config import (ConfigError, ExperimentConfig, build_config, describe_validation_error, find_spec_file, flatten,
-                         load_yaml, parse_override, set_dotted)
+from cvae.config import (ConfigError, ExperimentConfig, build_config, describe_validation_error, find_spec_file,
+                         flatten, load_yaml, parse_override, set_dotted)
 from studies.space import SEED_KEY, Dimension, Space, build_dimension, validated_assignments
 
 __all__ = ["SEED_KEY", "Dimension", "Space", "Spec", "SpecFile", "StudySettings", "check_data", "config_key",

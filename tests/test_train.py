@@ -130,7 +130,8 @@ def test_a_healthy_run_keeps_only_its_first_steps():
     from cvae.train import TRACE_HEAD
     result = fit(tiny_config(train={"epochs": 1}))
     assert 0 < len(result.trace) <= TRACE_HEAD and result.nonfinite is None
-    assert {"loss", "kl", "grad_norm", "grad_norm_encoder", "grad_norm_decoder", "logvar_absmax"} <= set(result.trace[0])
+    keys = {"loss", "kl", "grad_norm", "grad_norm_encoder", "grad_norm_decoder", "logvar_absmax"}
+    assert keys <= set(result.trace[0])
 
 
 def test_collapse_detector_stops_a_collapsing_run_and_leaves_a_healthy_one_alone():
