@@ -153,7 +153,8 @@ def rank(configurations: Mapping[str, Iterable[tuple[str, float | None]]], *,
     ``[(key, qualifies, summary), ...]``. Configurations that qualify come first, and among them those whose
     seeds mostly pass the lab's line (`works`): the harness answers "which settings work?"; within each group,
     the higher ``seed_summary`` (``rank_by``) of the objectives of the seeds that have one (NaN last). A seed that
-    failed without an objective (diverged, pruned) counts as the worst possible for `worst` and `mean-std`: it scores 0."""
+    failed without an objective (diverged, pruned) counts as the worst possible for `worst` and `mean-std`: it
+    scores 0."""
     ranked = []
     for key, seeds in configurations.items():
         seeds = list(seeds)
