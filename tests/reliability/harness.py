@@ -32,7 +32,7 @@ KL_SEARCH = "search:\n  kl: {choices: [{beta_max: 0.0}, {beta_max: 1.0}]}\n"
 def write_spec(folder: Path, name: str, *, epochs: int, seeds: list[int], workers: int, extra: str = KL_SEARCH) -> Path:
     """A tiny study spec `folder/name.yaml` (study name = name)."""
     path = folder / f"{name}.yaml"
-    settings = f"study: {{name: {name}, seeds: {seeds}, workers: {workers}}}\n"
+    settings = f"study: {{name: {name}, seeds: {seeds}, workers: {workers}, confirm: {{top: 0}}}}\n"
     path.write_text(TINY.format(epochs=epochs) + extra + settings)
     return path
 
