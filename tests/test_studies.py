@@ -79,7 +79,9 @@ def test_mlflow_holds_one_parent_and_four_children(smoke) -> None:
     for run in children:
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
         assert CHILD_TAGS <= set(tags) and tags["mlflow.parentRunId"] == parent.info.run_id
-        assert run.info.run_name == f"trial-{tags['optuna.trial_number']}" and run.info.status == "FINISHED"
+        # named by the varied setting (the smoke study's KL bundle) and the seed
+        assert run.info.run_name.endswith(f" · s{tags['cvae.seed']}") and run.info.status == "FINISHED"
+        assert run.info.run_name.startswith("constant β=")
         assert tags["optuna.state"] == "COMPLETE"
         assert tags["cvae.status"] in ("works", "weak", "collapsed", "prior_hole")
         assert params["train.seed"] == tags["cvae.seed"] and params["optim.clip_norm"] == "1.0"
