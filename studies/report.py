@@ -264,6 +264,11 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
         doc.Table(tables.collapse_table(collapse), empty_note="no trial finished training"),
         doc.Heading("Training curves"),
         *figure("curves", "training curves of the best, most explosive and most collapsed configurations"),
+        doc.Heading("Stopped early"),
+        doc.Text("Trials that ended before their last epoch: a divergence stops at its step, the collapse detector "
+                 "after `train.collapse_patience` evaluated epochs of a collapsed or overflowing latent, the pruner "
+                 "when a trial falls behind; the budget went to the trials that train."),
+        doc.Table(tables.stopped_table(runs.trials), empty_note="every trial trained to its last epoch"),
         doc.Heading("Parameter importance"),
     ]
     if "importance" in paths:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from studies.labels import config_name, pow10
@@ -82,6 +83,24 @@ def explosion_table(cells: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.
         "max grad norm": [pow10(v) for v in ordered["grad_max"]],
         "median divergence step": ["–" if pd.isna(v) else f"{v:.0f}" for v in ordered["diverged_step_median"]],
         "most common cause": [c if isinstance(c, str) else "–" for c in ordered["cause"]],
+    })
+
+
+def stopped_table(trials: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.DataFrame:
+    """Trials that stopped before their last epoch (diverged, collapse detector, pruned), and how far each got."""
+    total = trials["train.epochs"] if "train.epochs" in trials else pd.Series(np.nan, index=trials.index)
+    early = trials[trials["status"].isin(("diverged", "collapsed", "unstable", "pruned"))
+                   & (trials["run/epochs_done"].fillna(0) < total)].sort_values(["status", "run_name"])
+    early = early.head(max_rows)
+    return pd.DataFrame({
+        "run": early["run_name"].astype(str).to_numpy(),
+        "status": early["status"].astype(str).to_numpy(),
+        "epochs done": [f"{0 if pd.isna(d) else int(d)}/{int(t)}" for d, t in
+                        zip(early["run/epochs_done"], total.loc[early.index])],
+        "why": [f"diverged at step {int(s)}: {c}" if st == "diverged" and not pd.isna(s) else
+                f"stopped at epoch {int(e)}: latent {st} for train.collapse_patience epochs" if not pd.isna(e) else
+                st for st, s, c, e in zip(early["status"], early["diverged_step"], early["divergence_cause"],
+                                          early["stopped_epoch"])],
     })
 
 
