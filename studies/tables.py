@@ -88,6 +88,8 @@ def explosion_table(cells: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.
 
 def stopped_table(trials: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.DataFrame:
     """Trials that stopped before their last epoch (diverged, collapse detector, pruned), and how far each got."""
+    if trials.empty:
+        return pd.DataFrame(columns=["run", "status", "epochs done", "why"])
     total = trials["train.epochs"] if "train.epochs" in trials else pd.Series(np.nan, index=trials.index)
     early = trials[trials["status"].isin(("diverged", "collapsed", "unstable", "pruned"))
                    & (trials["run/epochs_done"].fillna(0) < total)].sort_values(["status", "run_name"])
