@@ -38,11 +38,6 @@ def rate(count: float, total: float) -> str:
     return f"{int(count)}/{int(total)} ({100 * count / total:.0f}%)"
 
 
-COLUMN_NAMES = {"optim.name": "optimizer", "optim.lr": "lr", "optim.clip_norm": "clip norm",
-                "model.mu_bn": "BN-VAE scale",
-                "model.latent_size": "latent size"}
-
-
 def leaderboard(configs: pd.DataFrame, *, varied: list[str], objective: str,
                 size: int = LEADERBOARD_SIZE) -> pd.DataFrame:
     """Top ``size`` configurations as ``studies.results.aggregate`` ranks them (those whose seeds are mostly
