@@ -23,6 +23,7 @@ def save_checkpoint(path: str | Path, *, state_dict: dict[str, torch.Tensor], co
     """Write weights, the resolved config (as plain data) and the checkpoint's figures to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    state_dict = {name: tensor.detach().cpu() for name, tensor in state_dict.items()}  # loads on any device
     payload = {"state_dict": state_dict, "config": config.model_dump(), "metrics": dict(metrics or {}),
                "epoch": epoch, "format": 1}
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -31,8 +32,10 @@ def save_checkpoint(path: str | Path, *, state_dict: dict[str, torch.Tensor], co
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[CVAE, ExperimentConfig, dict[str, Any]]:
-    """(model in eval mode, its config, the saved payload); a missing or corrupt file is a CheckpointError."""
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[CVAE, ExperimentConfig,
+                                                                                      dict[str, Any]]:
+    """(model in eval mode on ``device``, its config, the saved payload); a missing or corrupt file is a
+    CheckpointError. Checkpoints hold CPU tensors (``save_checkpoint``), whatever device trained them."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -42,9 +45,9 @@ def load_checkpoint(path: str | Path) -> tuple[CVAE, ExperimentConfig, dict[str,
                 raise ValueError(f"{damaged} fails its CRC check: the file is damaged")
         with warnings.catch_warnings():  # a foreign pickle makes torch warn on stderr before it refuses
             warnings.simplefilter("ignore")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = torch.load(path, map_location=device, weights_only=True)
         config = ExperimentConfig.model_validate(payload["config"])
-        model = CVAE(config.model)
+        model = CVAE(config.model).to(device)
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, KeyError, TypeError,
             ValueError, OSError) as exc:  # OSError: a truncated file

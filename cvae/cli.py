@@ -13,6 +13,7 @@ from rich.table import Table
 from cvae.checkpoint import save_checkpoint
 from cvae.config import ConfigError, load_config
 from cvae.data import DataError
+from cvae.device import resolve_device
 from cvae.scoring import run_status
 from cvae.train import TRACE_KEYS, Data, EpochRecord, TrainResult, fit
 
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         config = load_config(args.spec, overrides=args.overrides)
+        try:
+            resolve_device(config.train.device)
+        except ConfigError as exc:
+            raise ConfigError(f"{args.spec}: {exc}") from None
         data = Data.load(config)
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -97,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             table.add_row(key, f"{value:.4f}")
     table.add_row("status", run_status(status=result.status, metrics=result.metrics))
     table.add_row("wall time (s)", f"{result.wall_time_s:.1f}")
+    table.add_row("device", result.device)
     out.print(table)
     out.print("BLEU-4 is greedy decoding from the encoder's mean; the Gaussian score decodes 100 prior draws.")
     if args.save:

@@ -143,6 +143,9 @@ class TrainConfig(_Section):
     """Seed of every random draw: init, shuffling, teacher forcing, dropout, Gaussian-score noise."""
     num_threads: int = Field(default=1, ge=1)
     """torch intra-op threads; 1 is fastest for these small models with one process per core."""
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    """Where the model and the data live for the run: `auto` (the first CUDA GPU when there is one, else the CPU),
+    `cpu`, `cuda` or `cuda:N`. A CUDA device this machine does not have is refused before anything is written."""
     select: Literal["bleu4", "gaussian", "bleu4+gaussian", "min_of_both", "last"] = "bleu4+gaussian"
     """Checkpoint criterion: the evaluated epoch maximising this figure is the reported checkpoint. It is
     measured on the validation figures (`select/bleu4` on `data.val_pairs` conversions of train verbs,

@@ -34,7 +34,7 @@ from rich.live import Live
 from cvae.config import ConfigError
 from studies import tracking, worker
 from studies.display import Board, summary, ui_command
-from studies.spec import Spec, check_data, load_spec
+from studies.spec import Spec, check_data, check_devices, load_spec
 from studies.spec import SEED_KEY
 from studies.study import (FileLock, check_storage, default_journal, is_rdb, lock_path, open_storage, open_study,
                            pending, prepare, ranked_configurations, storage_label, study_lock, trial_params)
@@ -68,6 +68,8 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
             overrides.append(f"{key}={json.dumps(value)}")
     spec = load_spec(args.spec, overrides=overrides)
     check_data(spec)
+    if not args.create_only:  # this machine trains: it must have the device (a login node need not)
+        check_devices(spec)
     storage = args.storage or str(default_journal(spec.name))
     check_storage(storage)
     tracking.check_tracking_uri(args.tracking_uri)

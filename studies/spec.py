@@ -394,6 +394,19 @@ def check_data(spec: Spec) -> None:
             raise ConfigError(f"{spec.path}: key data: {exc}") from None
 
 
+def check_devices(spec: Spec) -> None:
+    """Every `train.device` the study may train on (the base's, and searched ones) exists on this machine."""
+    from cvae.device import resolve_device  # torch-importing modules stay out of spec parsing
+
+    names = {spec.base.train.device}
+    names.update(sets["train.device"] for dim in spec.space for sets in dim.sets if "train.device" in sets)
+    for name in sorted(names):
+        try:
+            resolve_device(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{spec.path}: {exc}") from None
+
+
 def _read_chain(path: Path, *, seen: tuple[Path, ...]) -> list[tuple[str, dict[str, Any]]]:
     """[(file, tree)] from the most basic extended file to ``path``."""
     chain = (*seen, path)

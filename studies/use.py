@@ -21,7 +21,8 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from cvae.checkpoint import CheckpointError, load_checkpoint
-from cvae.config import ExperimentConfig
+from cvae.config import ConfigError, ExperimentConfig
+from cvae.device import resolve_device
 from cvae.data import LETTERS, TENSES, Pair
 from cvae.metrics import gaussian_generations
 from cvae.model import CVAE
@@ -32,6 +33,7 @@ from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets
 
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 EMPTY = "-"
+DEVICES = ["cpu", "auto", "cuda", *(f"cuda:{i}" for i in range(16))]
 
 
 class UseError(ValueError):
@@ -39,10 +41,12 @@ class UseError(ValueError):
 
 
 def load_model(*, tracking_uri: str, run: str | None = None, checkpoint: str | Path | None = None,
-               study: str | None = None) -> tuple[CVAE, ExperimentConfig]:
-    """The model (eval mode) and config from a file, a run's `checkpoint/model.pt`, or a study's best run."""
+               study: str | None = None, device: str = "cpu") -> tuple[CVAE, ExperimentConfig]:
+    """The model (eval mode, on ``device``) and config from a file, a run's `checkpoint/model.pt`, or a study's
+    best run."""
+    where = resolve_device(device, key="--device")  # before anything is read or downloaded
     if checkpoint is not None:
-        model, config, _ = load_checkpoint(checkpoint)
+        model, config, _ = load_checkpoint(checkpoint, device=where)
         return model, config
     if run is None:
         if study is None:
@@ -56,7 +60,7 @@ def load_model(*, tracking_uri: str, run: str | None = None, checkpoint: str | P
         except (MlflowException, OSError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UseError(f"run {run}: no {CHECKPOINT_ARTIFACT} artifact to load ({reason[:160]})") from None
-        model, config, _ = load_checkpoint(path)
+        model, config, _ = load_checkpoint(path, device=where)
     return model, config
 
 
@@ -93,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--study", help="use the best checkpoint of this study")
     source.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
                         help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
+    source.add_argument("--device", default="cpu", choices=DEVICES, metavar="DEVICE",
+                        help="where the model runs: cpu (default: a few words are fastest there), auto, cuda, "
+                             "cuda:N")
     parser = argparse.ArgumentParser(prog="python -m studies.use", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     conv = commands.add_parser("convert", parents=[source], help="convert words from one tense to another")
@@ -114,13 +121,13 @@ def main(argv: list[str] | None = None) -> int:
             for word in args.words:
                 check_word(word)  # before loading anything
         model, config = load_model(tracking_uri=args.tracking_uri, run=args.run, checkpoint=args.checkpoint,
-                                   study=args.study)
+                                   study=args.study, device=args.device)
         if args.command == "convert":
             lines = convert_words(model=model, words=args.words, source=args.source, target=args.target)
         else:
             lines = [" ".join(w or EMPTY for w in draw)
                      for draw in sample_words(model=model, config=config, n=args.n, seed=args.seed)]
-    except (UseError, CheckpointError, ReportError) as exc:
+    except (UseError, CheckpointError, ReportError, ConfigError) as exc:
         print(f"studies.use: error: {exc}", file=sys.stderr)
         return 2
     for line in lines:
