@@ -6,9 +6,13 @@ dotted key path and, for a typo, a "did you mean".
 
 from __future__ import annotations
 
+import argparse
+import codecs
 import difflib
+import reprlib
+import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -17,7 +21,38 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The repository root: relative data paths that do not exist from the working directory are tried here."""
 
 
-class ConfigError(ValueError):
+MAX_MESSAGE = 300
+"""Longest user-facing error line: a longer one is cut at its end (its start names the file and the key or line)."""
+
+
+def one_line(text: object, *, limit: int = MAX_MESSAGE) -> str:
+    """``text`` on one line (newlines and runs of spaces folded), cut to ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)`` bounded in size (a 10k-element list is shown as its first few elements)."""
+    return _REPR.repr(value)
+
+
+def _bounded_repr() -> reprlib.Repr:
+    bounded = reprlib.Repr()
+    bounded.maxlevel, bounded.maxlist, bounded.maxdict, bounded.maxstring, bounded.maxother = 3, 8, 8, 60, 60
+    return bounded
+
+
+_REPR = _bounded_repr()
+
+
+class UserError(ValueError):
+    """A user-facing error: always one line of at most ``MAX_MESSAGE`` characters, whatever it quotes."""
+
+    def __init__(self, message: object) -> None:
+        super().__init__(one_line(message))
+
+
+class ConfigError(UserError):
     """A one-line, user-facing error in a config or spec: names the file and the key."""
 
 
@@ -209,10 +244,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set optim.lr=0.01")
+        raise ConfigError(f"--set {short_repr(text)}: expected KEY=VALUE, e.g. --set optim.lr=0.01")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = yaml.load(raw, Loader=StrictLoader) if raw.strip() else ""  # noqa: S506 - a SafeLoader
+    except Refused as exc:
+        raise ConfigError(f"--set {short_repr(text)}: {exc.problem}") from None
+    except (yaml.YAMLError, ValueError):  # not YAML: the text itself (validation says if it does not fit)
         value = raw
     return key, value
 
@@ -255,38 +292,146 @@ def describe_validation_error(err: ValidationError, *, schema: type[BaseModel], 
     msg = first["msg"].replace("Value error, ", "")
     extra = ""
     if "input" in first and first["type"] not in ("missing",):
-        extra = f", got {first['input']!r}"
+        extra = f", got {short_repr(first['input'])}"
     return f"{source}: key {key}: {msg}{extra}"
 
 
+MAX_YAML_BYTES = 1_000_000
+"""Largest YAML file read: a spec or an experiment is a few KB; a bigger file is refused before it is parsed."""
+MAX_YAML_DEPTH = 32
+"""Deepest nesting of mappings and lists in a YAML file."""
+
+
+class Refused(yaml.MarkedYAMLError):
+    """YAML that ``StrictLoader`` refuses though YAML allows it (an alias, a key given twice): not a syntax error."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, stricter, for every YAML text the project reads (``load_yaml``, ``--set`` values):
+    anchors and aliases are refused where they appear, so an alias bomb ("billion laughs") is refused at its first
+    anchor, before anything is expanded; a key given twice in one mapping is refused with both lines (YAML
+    would keep the last silently); merge keys (``<<``) are refused; nesting deeper than ``MAX_YAML_DEPTH`` is
+    refused (no recursion error); a scalar Python cannot build (a 5000-digit integer, 2024-02-30) is refused with
+    its line."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise Refused(None, None, "YAML anchors and aliases (&name, *name) are not supported; write the values "
+                          "out", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise Refused(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:  # int('9' * 5000), date(2024, 2, 30)
+            raise Refused(None, None, f"cannot read {short_repr(node.value)}: {exc}", node.start_mark) from None
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise Refused(None, None, "merge keys (<<) are not supported; write the keys out",
+                                  key_node.start_mark)
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = key in first
+                except TypeError:  # unhashable: SafeLoader's own error says so, with the line
+                    break
+                line = key_node.start_mark.line + 1
+                if seen:
+                    lines = f"line {line}" if first[key] == line else f"lines {first[key]} and {line}"
+                    raise Refused(None, None, f"key {short_repr(key)} is given twice ({lines}); keep one",
+                                  key_node.start_mark)
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file, a syntax error or a non-mapping is a one-line ConfigError."""
+    """Read a YAML mapping (a spec, an experiment) with ``StrictLoader``: the one reader of every YAML file.
+
+    A missing file, a folder, a file over ``MAX_YAML_BYTES``, binary or non-UTF-8 bytes, a YAML error, an empty or
+    comment-only file, or anything but a mapping at the top is a one-line ConfigError naming the file and the line.
+    A UTF-8 byte-order mark is accepted."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a YAML file")
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        with path.open("rb") as handle:
+            data = handle.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: is {path.stat().st_size} bytes, larger than the {MAX_YAML_BYTES} a spec may be")
+    text = _decode(path, data)
+    try:
+        tree = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, a position
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(f"{path}: line {line}: character {chr(exc.character)!r} is not allowed in YAML "
+                          "text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "YAML"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: {where}: YAML syntax error: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(data).__name__}")
-    return data
+        problem = getattr(exc, "problem", None) or str(exc)
+        kind = "" if isinstance(exc, Refused) else "YAML syntax error: "
+        raise ConfigError(f"{path}: {where}: {kind}{problem}") from None
+    except RecursionError:  # deeper than the composer: only flow collections nested beyond any sense
+        raise ConfigError(f"{path}: YAML: nested more than {MAX_YAML_DEPTH} levels deep") from None
+    if tree is None:
+        raise ConfigError(f"{path}: spec is empty (no keys: only blank lines or comments); write at least "
+                          "`extends: baseline.yaml`")
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(tree).__name__}")
+    return tree
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """UTF-8 text of a YAML file (a byte-order mark dropped); binary or other encodings are a ConfigError."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ConfigError(f"{path}: line 1: UTF-16 text (its byte-order mark); save the file as UTF-8")
+    data = data.removeprefix(codecs.BOM_UTF8)
+    if (nul := data.find(b"\0")) >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise ConfigError(f"{path}: line {line}: NUL byte: a binary file, not YAML text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file "
+                          "as UTF-8") from None
 
 
 def build_config(raw: dict[str, Any], *, source: str, overrides: list[str] | None = None) -> ExperimentConfig:
     """Validate ``raw`` (plus ``--set`` overrides) into an ExperimentConfig or raise a one-line ConfigError."""
     tree = _deep_copy(raw)
+    set_keys = []
     for text in overrides or []:
-        key, value = parse_override(text)
+        try:
+            key, value = parse_override(text)
+        except ConfigError as exc:  # `--set KEY` without a value: name the file it was meant for, as studies do
+            raise ConfigError(f"{source} (--set): {exc}") from None
         set_dotted(tree, key, value)
+        set_keys.append(key)
     try:
         return ExperimentConfig.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(describe_validation_error(err, schema=ExperimentConfig, source=source)) from None
+        loc = ".".join(str(part) for part in err.errors()[0]["loc"])
+        by_set = any(loc == key or loc.startswith(key + ".") or key.startswith(loc + ".") for key in set_keys)
+        where = f"{source} (--set)" if by_set else source
+        raise ConfigError(describe_validation_error(err, schema=ExperimentConfig, source=where)) from None
 
 
 def load_config(path: str | Path, *, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -298,9 +443,15 @@ def load_config(path: str | Path, *, overrides: list[str] | None = None) -> Expe
 def find_spec_file(path: str | Path) -> Path:
     """The file as given if it exists, else `experiments/NAME` under the working directory or project root."""
     given = Path(path)
+    if not str(path).strip():
+        raise ConfigError("spec '': empty file name; give a YAML file, e.g. smoke.yaml")
     for candidate in (given, Path("experiments") / given, PROJECT_ROOT / "experiments" / given):
         if candidate.is_file():
             return candidate
+    if given.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a YAML file")
+    if given.exists():
+        raise ConfigError(f"{path}: not a regular file (a device or a pipe); give a YAML file")
     raise ConfigError(f"{path}: file not found (also looked under experiments/)")
 
 
@@ -315,3 +466,42 @@ def _deep_copy(tree: Any) -> Any:
 def dump_config(config: ExperimentConfig) -> str:
     """The resolved config as YAML (saved with every checkpoint)."""
     return yaml.safe_dump(config.model_dump(), sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command lines: one-line argument errors, outputs checked before anything runs
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with every argument error as ONE line on stderr, `PROG: error: MESSAGE (see --help)`,
+    and exit status 2, like every other bad input (argparse prints its usage block first); subcommands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+def check_output(path: Path, *, flag: str, folder: bool = False) -> None:
+    """Refuse, before anything runs, an output path that cannot be written: for a file (``folder=False``) an
+    existing folder; for a folder an existing file; under a file; or in a folder where no file can be made (tried
+    with an unnamed temporary file, so nothing is left behind). Creates nothing; a one-line ConfigError."""
+    shown = str(path) or "''"
+    if not str(path).strip():
+        raise ConfigError(f"{flag} '': empty path; give a {'folder' if folder else 'file'} path")
+    if folder and path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {shown}: is an existing file, not a folder; give a new or existing folder")
+    if not folder and path.is_dir():
+        raise ConfigError(f"{flag} {shown}: is a folder; give a file path, e.g. {path / 'model.pt'}")
+    parent = path if folder and path.is_dir() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {shown}: {parent} is a file, not a folder")
+    try:
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as exc:
+        raise ConfigError(f"{flag} {shown}: cannot write in {parent} ({exc.strerror or type(exc).__name__})") from None
+    if not folder and path.exists():
+        try:
+            path.open("r+b").close()
+        except OSError as exc:
+            raise ConfigError(f"{flag} {shown}: cannot overwrite it ({exc.strerror or type(exc).__name__})") from None

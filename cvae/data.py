@@ -1,10 +1,12 @@
 """Vocabulary, tenses, readers for the lab's file formats, and padded batches.
 
-Readers raise DataError with one line naming the file, the line number and what was wrong.
+Readers raise DataError with one line naming the file, the line number and what was wrong. Files are UTF-8 (a
+byte-order mark is accepted) and have no header: a first line of tense names (`sp tp pg p`) is refused, not trained.
 """
 
 from __future__ import annotations
 
+import codecs
 import random
 import string
 from dataclasses import dataclass
@@ -12,8 +14,12 @@ from pathlib import Path
 
 import torch
 
+from cvae.config import UserError, short_repr
+
 TENSES: tuple[str, ...] = ("sp", "tp", "pg", "p")
 """Tense names in their fixed order: simple present, third person, present progressive, simple past."""
+HEADER_WORDS = ("source", "target", "src", "tgt")
+"""Besides tense names, the words of a header row (`source target sp p`): a first line of only these is refused."""
 
 LAB_TEST_TENSES: tuple[tuple[int, int], ...] = (
     (0, 3), (0, 2), (0, 1), (0, 1), (3, 1), (0, 2), (3, 0), (2, 0), (2, 3), (2, 1),
@@ -28,7 +34,7 @@ N_OUTPUTS = 2 + len(LETTERS)  # SOS, EOS, a..z: what the decoder can emit
 N_INPUTS = UNK + 1  # embedding rows
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A one-line, user-facing error in a data file."""
 
 
@@ -62,20 +68,27 @@ def _lines(path: Path) -> list[tuple[int, list[str]]]:
     """Non-blank lines of ``path`` as (line number, fields); missing or empty file -> DataError."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     rows = [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not rows:
         raise DataError(f"{path}: empty file, expected at least one line")
+    lineno, first = rows[0]
+    if set(first) <= set(TENSES) | set(HEADER_WORDS):
+        raise DataError(f"{path}:{lineno}: a header row ({' '.join(first)}), not data; remove it (the file has no "
+                        "header: the columns are fixed)")
     return rows
 
 
 def _check_word(path: Path, lineno: int, word: str) -> None:
     if not word or any(ch not in LETTERS for ch in word):
         bad = next((ch for ch in word if ch not in LETTERS), "")
-        raise DataError(f"{path}:{lineno}: word {word!r} has character {bad!r}; expected lower-case a-z only")
+        raise DataError(f"{path}:{lineno}: word {short_repr(word)} has character {bad!r}; expected lower-case a-z "
+                        "only")
 
 
 def _tense(path: Path, lineno: int, name: str) -> int:

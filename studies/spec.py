@@ -427,7 +427,12 @@ def _read_chain(path: Path, *, seen: tuple[Path, ...]) -> list[tuple[str, dict[s
         except ConfigError:
             raise ConfigError(f"{path}: key extends: {parent}: file not found "
                               f"(looked in {path.parent}/ and experiments/)") from None
-    return _read_chain(parent_path, seen=chain) + [(str(path), raw)]
+    try:
+        return _read_chain(parent_path, seen=chain) + [(str(path), raw)]
+    except ConfigError as exc:  # what is wrong in an extended file, reached from this one
+        if str(exc).startswith(f"{seen[0] if seen else path}: key extends: cycle"):
+            raise
+        raise ConfigError(f"{path}: key extends: {exc}") from None
 
 
 def _override_tree(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:

@@ -60,7 +60,9 @@ def error_of(path: Path, overrides: tuple[str, ...] = ()) -> str:
     ("extends: nowhere.yaml", ["key extends", "nowhere.yaml: file not found"]),
 ])
 def test_bad_spec_is_one_line_naming_file_and_key(tmp_path: Path, text: str, expected: list[str]) -> None:
-    spec = write(tmp_path, "bad.yaml", BASE + text + "\n")
+    given = {line.split(":")[0] for line in text.splitlines()}  # a key given twice is an error of its own
+    base = "".join(line + "\n" for line in BASE.splitlines() if line.split(":")[0] not in given)
+    spec = write(tmp_path, "bad.yaml", base + text + "\n")
     message = error_of(spec)
     assert message.startswith(str(spec)), message
     for part in expected:
