@@ -1,11 +1,14 @@
-"""Trainer throughput against a seed-style loop, in one process on one thread.
+"""Trainer throughput against a seed-style loop, in one process on one thread, and on the GPU when there is one.
 
-`python -m benchmarks.throughput [--spec baseline.yaml] [--repeats 3] [--reference-words 300]`
+`python -m benchmarks.throughput [--spec baseline.yaml] [--repeats 3] [--reference-words 300] [--gpu-batch 64 512]`
 
 (i) The reference trains the same model size on the same words the way the original lab code did: one word
 per step, the encoder and decoder stepped one character at a time from Python, teacher forcing decided per
-word, SGD. (ii) The project's trainer runs whole epochs of the spec. Both print words/s (median of the repeats)
-and the ratio is trainer / reference. Timings drift on a shared machine; the ratio from one run is the figure.
+word, SGD. (ii) The project's trainer runs whole epochs of the spec on one CPU thread. Both print words/s
+(median of the repeats) and the ratio is trainer / reference. (iii) Where torch sees a CUDA GPU, the same
+trainer, model and data run there at each `--gpu-batch` size (larger batches are the GPU's lever), each beside
+the one-thread CPU figure of the same run; where it sees none, it says so. Timings drift on a shared machine;
+the ratios from one run are the figures.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from torch import nn
 
 from cvae.config import ExperimentConfig, load_config
+from cvae.device import describe
 from cvae.data import EOS, SOS, encode_word
 from cvae.metrics import kl_per_dim
 from cvae.model import CVAE
@@ -63,11 +67,15 @@ def reference_words_per_s(config: ExperimentConfig, data: Data, *, n_words: int,
     return n_words / (time.perf_counter() - started)
 
 
-def trainer_words_per_s(config: ExperimentConfig, data: Data, *, seed: int) -> tuple[float, float, float]:
+def trainer_words_per_s(config: ExperimentConfig, data: Data, *, seed: int,
+                        warmup: bool = False) -> tuple[float, float, float]:
     """(words/s of one training epoch of the project's trainer, that epoch's seconds, seconds of the evaluation
-    that follows every epoch: test/heldout BLEU-4, Gaussian score, diagnostics and the checkpoint-choice figures)."""
+    that follows every epoch: test/heldout BLEU-4, Gaussian score, diagnostics and the checkpoint-choice figures).
+    ``warmup`` first trains one untimed epoch (a GPU's kernels are chosen and compiled on first use)."""
     torch.manual_seed(seed)
     trainer = Trainer(config, data)
+    if warmup:
+        trainer.train_epoch(0)
     figures = trainer.train_epoch(0)
     started = time.perf_counter()
     trainer.evaluate()
@@ -80,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference-words", type=int, default=300, help="words per reference repeat")
+    parser.add_argument("--gpu-batch", type=int, nargs="+", default=[64, 256, 1024], metavar="N",
+                        help="batch sizes to time on the GPU (default: 64 256 1024)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    config = load_config(args.spec, overrides=args.overrides)
+    config = load_config(args.spec, overrides=[*args.overrides, "train.device=cpu"])
     data = Data.load(config)
     print(f"model: {config.model.rnn.upper()} hidden {config.model.hidden_size}, latent {config.model.latent_size};"
           f" {len(data.words)} training words; batch {config.train.batch_size}; teacher forcing"
@@ -101,7 +111,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"project trainer:      {ours:.1f} words/s (median of {args.repeats}); {ours_eval:.1f} counting the "
           f"evaluation after every epoch ({100 * statistics.median(eval_share):.1f} % of the time)")
     print(f"ratio: {ours / ref:.1f}x (counting evaluation: {ours_eval / ref:.1f}x)")
+    gpu_versus_cpu(config, data, cpu_words_per_s=ours, batches=args.gpu_batch, repeats=args.repeats)
     return 0
+
+
+def gpu_versus_cpu(config: ExperimentConfig, data: Data, *, cpu_words_per_s: float, batches: list[int],
+                   repeats: int) -> None:
+    """The trainer on the first CUDA GPU at each batch size, against the one-thread CPU figure of this run."""
+    if not torch.cuda.is_available():
+        print(f"GPU: none (torch {torch.__version__} sees no CUDA device); only the CPU figures above were measured")
+        return
+    device = torch.device("cuda:0")
+    print(f"GPU: {describe(device)}; same model and data; CPU figure: {cpu_words_per_s:.1f} words/s at batch "
+          f"{config.train.batch_size} on 1 thread", flush=True)
+    for batch in batches:
+        gpu_config = config.model_copy(update={"train": config.train.model_copy(
+            update={"device": "cuda:0", "batch_size": batch})})
+        runs = [trainer_words_per_s(gpu_config, data, seed=repeat, warmup=repeat == 0) for repeat in range(repeats)]
+        words_per_s = statistics.median(run[0] for run in runs)
+        with_eval = statistics.median(len(data.words) / (run[1] + run[2]) for run in runs)
+        print(f"GPU batch {batch}: {words_per_s:.1f} words/s (median of {repeats}; {with_eval:.1f} counting the "
+              f"evaluation); ratio to 1 CPU thread: {words_per_s / cpu_words_per_s:.1f}x", flush=True)
 
 
 if __name__ == "__main__":

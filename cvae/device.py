@@ -37,7 +37,9 @@ def describe(device: torch.device) -> str:
     if device.type != "cuda":
         return str(device)
     index = device.index if device.index is not None else torch.cuda.current_device()
-    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    visible = [entry.strip() for entry in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if entry.strip()]
+    physical = f" = GPU {visible[index]}" if index < len(visible) else ""
+    return f"cuda:{index}{physical} ({torch.cuda.get_device_name(index)})"
 
 
 def visible_gpus() -> list[str]:
@@ -49,3 +51,13 @@ def visible_gpus() -> list[str]:
     if given:
         return [entry.strip() for entry in given.split(",") if entry.strip()][:torch.cuda.device_count()]
     return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def assign_gpus(device: str, n_workers: int, *, gpus: list[str] | None = None) -> list[str | None]:
+    """The GPU each of ``n_workers`` worker processes is given (its only visible one), round-robin over this
+    machine's GPUs, for a study whose `train.device` is `auto` or `cuda`; None where a worker keeps the machine's
+    view (no GPU, `cpu`, or an explicit `cuda:N` that every worker shares)."""
+    gpus = visible_gpus() if gpus is None else gpus
+    if device not in ("auto", "cuda") or not gpus:
+        return [None] * n_workers
+    return [gpus[i % len(gpus)] for i in range(n_workers)]

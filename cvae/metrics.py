@@ -87,7 +87,8 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, *, seed: int = 0)
     n, dims = mu.shape
     gen = torch.Generator().manual_seed(seed)
     neg_entropy = (-0.5 * dims * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(dim=1)).mean()
-    z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * logvar)  # (N, L): one sample per x
+    noise = torch.randn(mu.shape, generator=gen).to(mu.device)  # drawn on the CPU: the same on every device
+    z = mu + noise * torch.exp(0.5 * logvar)  # (N, L): one sample per x
     dev = z.unsqueeze(1) - mu.unsqueeze(0)  # (N, N, L)
     log_density = -0.5 * (dev.pow(2) / logvar.exp().unsqueeze(0)).sum(dim=2) \
         - 0.5 * (dims * math.log(2 * math.pi) + logvar.sum(dim=1).unsqueeze(0))  # (N, N)

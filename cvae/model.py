@@ -91,7 +91,7 @@ class Decoder(nn.Module):
         truth = torch.cat([targets.new_full((batch, 1), SOS), targets[:, :-1]], dim=1)  # (B, T+1) inputs
         if teacher_forcing:
             if word_dropout > 0.0:
-                drop = torch.rand(truth.shape) < word_dropout
+                drop = torch.rand(truth.shape, device=truth.device) < word_dropout
                 drop[:, 0] = False
                 truth = truth.masked_fill(drop & (truth != PAD), UNK)
             output, _ = self.rnn(self.inputs(truth, zc), state)  # (B, T+1, H)
@@ -111,8 +111,8 @@ class Decoder(nn.Module):
         batch = z.shape[0]
         zc = torch.cat([z, cond], dim=1)  # (B, L + C)
         state = self.initial_state(zc)
-        inp = torch.full((batch,), SOS, dtype=torch.long)
-        done = torch.zeros(batch, dtype=torch.bool)
+        inp = torch.full((batch,), SOS, dtype=torch.long, device=z.device)
+        done = torch.zeros(batch, dtype=torch.bool, device=z.device)
         emitted = []
         for _ in range(max_length):
             output, state = self.rnn(self.inputs(inp.unsqueeze(1), zc), state)  # (B, 1, H)
@@ -134,8 +134,13 @@ class CVAE(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
 
+    @property
+    def device(self) -> torch.device:
+        return self.cond.weight.device
+
     def encode(self, chars: torch.Tensor, lengths: torch.Tensor, tense: torch.Tensor):
-        return self.encoder(chars, lengths, self.cond(tense))
+        """Mean and log-variance (B, L) of q(z | x, c); inputs may come from any device."""
+        return self.encoder(chars.to(self.device), lengths, self.cond(tense.to(self.device)))
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -156,6 +161,7 @@ class CVAE(nn.Module):
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, tense: torch.Tensor, max_length: int | None = None) -> list[str]:
-        """Greedy words from latents ``z`` (B, L) under tenses (B,)."""
+        """Greedy words from latents ``z`` (B, L) under tenses (B,); inputs may come from any device."""
+        z, tense = z.to(self.device), tense.to(self.device)
         emitted = self.decoder.greedy(z, self.cond(tense), max_length or self.cfg.max_length)
         return [decode_indices(row) for row in emitted.tolist()]

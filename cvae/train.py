@@ -7,7 +7,6 @@ and the cause. Every ``eval_every`` epochs the callbacks get an EpochRecord with
 from __future__ import annotations
 
 import collections
-import copy
 import math
 import random
 import time
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from cvae.config import ExperimentConfig
+from cvae.device import describe, resolve_device
 from cvae.data import (PAD, TENSES, Pair, make_batch, read_pairs, read_train, training_examples,
                        validation_pairs)
 from cvae.metrics import (active_units, gaussian_generations, gaussian_score, gaussian_unique, kl_per_dim,
@@ -79,6 +79,7 @@ class TrainResult:
     stopped_epoch: int | None = None  # the epoch at which the collapse detector stopped the run
     trace: list[dict[str, float]] = field(default_factory=list)  # per-step figures (TRACE_KEYS and "step")
     nonfinite: str | None = None  # the first tensor found non-finite in a diverged run
+    device: str = "cpu"  # where it trained (``cvae.device.describe``)
 
 
 @dataclass
@@ -180,19 +181,24 @@ class Trainer:
 
     def __init__(self, config: ExperimentConfig, data: Data) -> None:
         self.config, self.data = config, data
-        self.model = CVAE(config.model)
+        self.device = resolve_device(config.train.device)
+        self.model = CVAE(config.model).to(self.device)
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.groups = {"encoder": list(self.model.encoder.parameters()) + list(self.model.cond.parameters()),
                        "decoder": list(self.model.decoder.parameters())}
         self.params = [p for group in self.groups.values() for p in group]
         whole = make_batch(data.words)
-        self.chars, self.lengths, self.targets = whole.chars, whole.lengths, whole.targets
+        # the words live on the device for the whole run (batches are gathered there); lengths and tenses stay on
+        # the CPU too, for batching, widths and packing without a device round trip
+        self.lengths = whole.lengths
+        self.chars, self.targets = whole.chars.to(self.device), whole.targets.to(self.device)
+        self.tenses = data.tenses.to(self.device)
         self.step = 0
         self.grad_norm_max: float | None = None
         self.trace_head: list[dict[str, float]] = []
         self.trace_tail: collections.deque[dict[str, float]] = collections.deque(maxlen=TRACE_TAIL)
         gen = torch.Generator().manual_seed(config.train.eval_seed)
-        self.mi_index = torch.randperm(len(data.words), generator=gen)[:MI_BATCH]
+        self.mi_index = torch.randperm(len(data.words), generator=gen)[:MI_BATCH].to(self.device)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -235,15 +241,15 @@ class Trainer:
             forced = bool(torch.rand(()) < tf)  # teacher forcing is decided once per step, as in the seed
             target_idx = self.target_indices(idx)
             target_width = int(self.lengths[target_idx].max()) + 1
-            terms = loss_terms(self.model, self.chars[idx, :width], lengths,
-                               self.targets[target_idx, :target_width], self.data.tenses[idx],
-                               self.data.tenses[target_idx], teacher_forcing=forced, beta=beta,
+            src, tgt = idx.to(self.device), target_idx.to(self.device)
+            terms = loss_terms(self.model, self.chars[src, :width], lengths, self.targets[tgt, :target_width],
+                               self.tenses[src], self.tenses[tgt], teacher_forcing=forced, beta=beta,
                                free_bits=cfg.kl.free_bits)
             loss, recon, kl = terms.loss, terms.recon, terms.kl
             self.step += 1
-            point = {"step": float(self.step), "loss": float(loss.detach()), "kl": float(kl.detach()),
-                     "logvar_absmax": float(terms.logvar.detach().abs().max())}
-            if not torch.isfinite(loss):
+            figures = torch.stack([loss, recon, kl, terms.logvar.abs().max()]).detach().tolist()  # one sync
+            point = {"step": float(self.step), "loss": figures[0], "kl": figures[2], "logvar_absmax": figures[3]}
+            if not math.isfinite(figures[0]):
                 self._keep(point)
                 raise _Diverged(self.step, f"non-finite loss ({point['loss']}) at epoch {epoch + 1}",
                                 terms.first_nonfinite())
@@ -251,10 +257,11 @@ class Trainer:
             loss.backward()
             module_norms = {name: _grad_norm(group) for name, group in self.groups.items()}
             total = torch.linalg.vector_norm(torch.stack(list(module_norms.values())))
-            point.update(grad_norm=float(total), **{f"grad_norm_{k}": float(v) for k, v in module_norms.items()})
+            values = torch.stack([total, *module_norms.values()]).tolist()  # one sync
+            point.update(grad_norm=values[0], **{f"grad_norm_{k}": v for k, v in zip(module_norms, values[1:])})
             self._keep(point)
-            if not torch.isfinite(total):
-                bad = [name for name, v in module_norms.items() if not torch.isfinite(v)]
+            if not math.isfinite(values[0]):
+                bad = [name for name, v in zip(module_norms, values[1:]) if not math.isfinite(v)]
                 named = [(name, p.grad) for name, p in self.model.named_parameters() if p.grad is not None]
                 tensor = _first_nonfinite([(f"gradient of {name}", grad) for name, grad in named])
                 if tensor is None:  # every gradient finite, but their squares overflowed the norm
@@ -268,13 +275,13 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.optim.lr * factor
             self.optimizer.step()
-            norms["global"].append(float(total))
-            self.grad_norm_max = max(norms["global"][-1], self.grad_norm_max or 0.0)
-            for name, value in module_norms.items():
-                norms[name].append(float(value))
-            totals["loss"] += float(loss.detach())
-            totals["recon"] += float(recon.detach())
-            totals["kl"] += float(kl.detach())
+            norms["global"].append(values[0])
+            self.grad_norm_max = max(values[0], self.grad_norm_max or 0.0)
+            for name, value in zip(module_norms, values[1:]):
+                norms[name].append(value)
+            totals["loss"] += figures[0]
+            totals["recon"] += figures[1]
+            totals["kl"] += figures[2]
             totals["kl_weight"] += beta
             n_steps += 1
             if progress is not None and n_steps % every == 0:
@@ -317,7 +324,7 @@ class Trainer:
         """Test/heldout BLEU-4, Gaussian score and latent diagnostics of the current weights."""
         cfg = self.config
         self.model.eval()
-        mu, logvar = self.model.encode(self.chars, self.lengths, self.data.tenses)  # (N, L)
+        mu, logvar = self.model.encode(self.chars, self.lengths, self.tenses)  # (N, L)
         dims = kl_per_dim(mu, logvar)
         predictions = convert(self.model, self.data.test)
         generations = gaussian_generations(self.model.generate, n=cfg.train.gaussian_samples,
@@ -375,7 +382,9 @@ class Selection:
         current = self.best[healthy]
         if current is None or score > current.score:
             self.best[healthy] = Checkpoint(score=score, epoch=record.epoch, metrics=dict(record.metrics),
-                                            state=copy.deepcopy(model.state_dict()), samples=samples)
+                                            state={name: tensor.detach().to("cpu", copy=True)
+                                                   for name, tensor in model.state_dict().items()},
+                                            samples=samples)
 
     @property
     def chosen(self) -> Checkpoint | None:
@@ -448,7 +457,7 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
                        divergence_cause=diverged.cause if diverged else None, grad_norm_max=trainer.grad_norm_max,
                        epochs_done=epochs_done, stopped_epoch=stopped_epoch,
                        trace=trainer.trace(diverged=diverged is not None),
-                       nonfinite=diverged.tensor if diverged else None)
+                       nonfinite=diverged.tensor if diverged else None, device=describe(trainer.device))
 
 
 if __name__ == "__main__":

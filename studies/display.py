@@ -41,7 +41,7 @@ class Board:
         if event == "start":
             self.running[number] = {**message, "epoch": 0}
             self._say(f"trial {number} started · worker {message['worker']} (pid {message['pid']}) · "
-                      f"{_params(message['params'])}", plain_only=True)
+                      f"{message.get('device', 'cpu')} · {_params(message['params'])}", plain_only=True)
         elif event == "epoch":
             self.running.setdefault(number, {"params": {}, "epochs": "?", "worker": "?"}).update(message)
             self._say(f"trial {number} epoch {message['epoch']}/{self.running[number].get('epochs', '?')} · "
@@ -81,10 +81,11 @@ class Board:
 
     def __rich__(self) -> Group:
         table = Table(box=None, header_style="bold")
-        for column in ("trial", "worker", "params", "epoch", "bleu4", "gaussian (distinct)"):
+        for column in ("trial", "worker", "device", "params", "epoch", "bleu4", "gaussian (distinct)"):
             table.add_column(column)
         for number, row in sorted(self.running.items()):
-            table.add_row(str(number), str(row.get("worker")), _params(row.get("params", {})),
+            table.add_row(str(number), str(row.get("worker")), str(row.get("device", "-")),
+                          _params(row.get("params", {})),
                           f"{row.get('epoch', 0)}/{row.get('epochs', '?')}",
                           f"{row['bleu4']:.3f}" if "bleu4" in row else "-",
                           f"{row['gaussian']:.2f}" if "gaussian" in row else "-")

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.live import Live
 
 from cvae.config import ConfigError
+from cvae.device import assign_gpus
 from studies import tracking, worker
 from studies.display import Board, summary, ui_command
 from studies.spec import Spec, check_data, check_devices, load_spec
@@ -203,9 +204,10 @@ def run_workers(*, job: worker.Job, n_workers: int, board: Board) -> int:
     """Start the worker processes (spawn), show their progress until all are gone; -> exit status."""
     context = multiprocessing.get_context("spawn")
     processes, pipes = [], []
-    for index in range(1, n_workers + 1):
+    gpus = assign_gpus(job.spec.base.train.device, n_workers)  # round-robin: each worker sees one GPU
+    for index, gpu in enumerate(gpus, start=1):
         receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(target=worker.main, args=(replace(job, index=index), sender),
+        process = context.Process(target=worker.main, args=(replace(job, index=index, gpu=gpu), sender),
                                   name=f"study-worker-{index}")
         process.start()
         sender.close()

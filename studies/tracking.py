@@ -285,14 +285,17 @@ def _fail_run(client: MlflowClient, run_id: str, *, error: str, only_running: bo
 
 
 def start_trial(client: MlflowClient, *, study_run: StudyRun, number: int, config: ExperimentConfig,
-                key: str, name: str | None = None, phase: str = "search", blocks: list[str] | None = None) -> str:
+                key: str, name: str | None = None, phase: str = "search", blocks: list[str] | None = None,
+                device: str | None = None) -> str:
     """Create the child run of trial ``number`` (named ``name``, default `trial-N`) with its tags and every config
-    field as a param; ``phase`` is `search` or `confirm` (retrained on fresh seeds)."""
+    field as a param; ``phase`` is `search` or `confirm` (retrained on fresh seeds); ``device`` where it trains."""
     tags = {"mlflow.parentRunId": study_run.parent_run_id, "cvae.role": "trial", "cvae.study": study_run.study,
             "optuna.trial_number": str(number), "cvae.config_key": key, "cvae.seed": str(config.train.seed),
             "cvae.phase": phase}
     if blocks:
         tags["cvae.blocks"] = "+".join(blocks)
+    if device:
+        tags["cvae.device"] = device
     run_id = client.create_run(study_run.experiment_id, run_name=name or f"trial-{number}", tags=tags).info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in config.flat().items()])
     return run_id

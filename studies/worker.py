@@ -27,6 +27,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from cvae.config import ExperimentConfig
+from cvae.device import describe, resolve_device
 from cvae.scoring import checkpoint_values, run_status
 from cvae.train import Data, EpochRecord, TrainResult, fit
 from studies import tracking
@@ -46,6 +47,7 @@ class Job:
     study_run: tracking.StudyRun
     claim_lock: Path
     index: int
+    gpu: str | None = None  # the one GPU this worker sees (CUDA_VISIBLE_DEVICES), None: the machine's view
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ def quiet_logs() -> None:
 
 def main(job: Job, conn: Connection) -> None:
     """Process entry point: train trials until the study has none left for this worker."""
+    if job.gpu is not None:  # before anything initialises CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
     quiet_logs()
     tracking.hide_secrets(job.storage, job.study_run.tracking_uri)
     _die_with_parent()
@@ -167,8 +171,9 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
     interrupted = False
     try:
         config = job.spec.config_for(params)
+        device = describe(resolve_device(config.train.device))
         send(event="start", trial=trial.number, worker=job.index, pid=os.getpid(), params=params,
-             epochs=config.train.epochs)
+             epochs=config.train.epochs, device=device)
         key = config_key(config)
         trial.set_user_attr("config_key", key)
         trial.set_user_attr("seed", config.train.seed)
@@ -176,7 +181,7 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
         with timer:
             run_id = tracking.start_trial(client, study_run=job.study_run, number=trial.number, config=config,
                                           key=key, name=run_name(config.flat(), varied=varied),
-                                          phase=job.spec.phase, blocks=block_names(params))
+                                          phase=job.spec.phase, blocks=block_names(params), device=device)
         trial.set_user_attr("mlflow_run_id", run_id)
         hook = _EpochHook(trial=trial, objective=objective, send=send,
                           log=timer.wrap(lambda record: tracking.log_epoch(client, run_id=run_id, record=record)))

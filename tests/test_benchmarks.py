@@ -3,6 +3,8 @@ checked: benchmarks are programs, not timed tests)."""
 
 import re
 
+import torch
+
 from benchmarks import study_scaling, throughput, time_to_quality
 
 TINY = ["--set", "data.max_verbs=20", "--set", "data.val_pairs=10", "--set", "data.heldout=null",
@@ -14,6 +16,10 @@ def test_throughput_prints_both_ratios(capsys):
     out = capsys.readouterr().out
     assert re.search(r"^ratio: [0-9.]+x \(counting evaluation: [0-9.]+x\)$", out, re.M), out
     assert out.count("repeat ") == 2
+    if torch.cuda.is_available():
+        assert len(re.findall(r"^GPU batch \d+: [0-9.]+ words/s .*ratio to 1 CPU thread: [0-9.]+x$", out, re.M)) == 3
+    else:
+        assert re.search(r"^GPU: none \(torch .* sees no CUDA device\)", out, re.M), out
 
 
 def test_time_to_quality_reports_each_seed(capsys):
