@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+from decimal import Decimal
 import types
 import typing
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from cvae.config import ConfigError, ExperimentConfig, describe_validation_error
 
 SEED_KEY = "train.seed"
 """The config key every trial sets from `study.seeds`; always an Optuna param, never searched."""
+MAX_CHOICES = 10_000
+"""Most choices one search key may list (each is validated against the experiment)."""
 
 
 class Space(BaseModel):
@@ -59,6 +62,15 @@ class Space(BaseModel):
             raise ValueError("log needs low > 0")  # the message adds the range given
         if self.log and self.step is not None:
             raise ValueError("log and step cannot be combined")
+        if self.step is not None and self.high > self.low:
+            span = Decimal(str(self.high)) - Decimal(str(self.low))  # Optuna's own test, so it never warns
+            if Decimal(str(self.step)) > span:
+                raise ValueError(f"step ({self.step:g}) is larger than the range high - low ({span:g}); give a "
+                                 "smaller step, or choices")
+            if span % Decimal(str(self.step)) != 0:
+                top = Decimal(str(self.low)) + (span // Decimal(str(self.step))) * Decimal(str(self.step))
+                raise ValueError(f"high - low ({span:g}) is not a multiple of step ({self.step:g}); e.g. high: "
+                                 f"{top:g}")
         return self
 
 
@@ -85,14 +97,22 @@ class Dimension:
         """Every dotted config key this dimension may set."""
         return {key for sets in self.sets for key in sets} if self.kind == "choice" else {self.key}
 
+    def count(self) -> int | None:
+        """How many values ``grid_values`` has (without making them), or None for a continuous range."""
+        if self.kind == "choice":
+            return len(self.choices)
+        if self.log or (self.kind == "float" and self.step is None):
+            return None
+        return math.floor((self.high - self.low) / (self.step or 1) + 1e-9) + 1
+
     def grid_values(self) -> tuple[Any, ...] | None:
         """The finite values of this dimension, or None for a continuous range."""
         if self.kind == "choice":
             return self.choices
-        if self.log or (self.kind == "float" and self.step is None):
+        count = self.count()
+        if count is None:
             return None
         step = self.step or 1
-        count = math.floor((self.high - self.low) / step + 1e-9) + 1
         if self.kind == "int":
             return tuple(int(self.low) + i * int(step) for i in range(count))
         return tuple(round(self.low + i * step, 12) for i in range(count))
@@ -140,6 +160,9 @@ def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source
         hint = f" (did you mean '{path}.{close[0]}'?)" if close else ""
         raise ConfigError(f"{where}: unknown config key{hint}") from None
     if space.choices is not None:
+        if len(space.choices) > MAX_CHOICES:
+            raise ConfigError(f"{where}: {len(space.choices)} choices, more than the {MAX_CHOICES} a search key may "
+                              "list; use a range (low, high)")
         sets = []
         for i, value in enumerate(space.choices):
             at = f"{where}.choices[{i}]"
@@ -154,9 +177,10 @@ def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source
                 assignments = {key: value}
             sets.append(validated_assignments(assignments, base_tree=base_tree, where=at))
         labels = [_label(s, prefix=f"{key}.") if section is not None else s[key] for s in sets]
-        for i, label in enumerate(labels):
-            if label in labels[:i]:
-                raise ConfigError(f"{where}.choices[{i}]: repeats choices[{labels.index(label)}] ({label!r})")
+        first: dict[Any, int] = {}
+        for i, label in enumerate(labels):  # one pass: a long list is checked in linear time
+            if (at := first.setdefault(label, i)) != i:
+                raise ConfigError(f"{where}.choices[{i}]: repeats choices[{at}] ({label!r})")
         return Dimension(key=key, kind="choice", choices=tuple(labels), sets=tuple(sets))
     if section is not None:
         raise ConfigError(f"{where}: {key} is a section: search it with choices (mappings of its keys)")

@@ -43,6 +43,8 @@ Objective = Literal["bleu4", "gaussian", "bleu4+gaussian", "min_of_both", "paret
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 MAX_GRID = 1_000_000
 """Largest grid the grid sampler enumerates."""
+MAX_BLOCK_CONFIGS = 10_000
+"""Most configurations the blocks of a blocked design may have together (each one is validated when loading)."""
 STUDY_COLLAPSE_PATIENCE = 3
 """`train.collapse_patience` of a study's trials unless its spec sets it (null turns the detector off)."""
 SETTING_KEY = "setting"
@@ -94,7 +96,7 @@ class StudySettings(_Strict):
     rank_by: Literal["mean", "worst", "mean-std"] = "mean"
     """How a configuration's seeds are summed up to rank it (`cvae.scoring.RANK_BY`): the mean objective, the
     worst seed, or the mean minus the standard deviation (robustness across seeds)."""
-    pruner: Literal["none", "median", "hyperband"] = "none"
+    pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
     """Stop unpromising trials early from their per-epoch objective (single objective only)."""
     workers: int = Field(default=1, ge=1)
     """Worker processes training trials in parallel (each with train.num_threads torch threads)."""
@@ -189,8 +191,8 @@ class Spec:
     @property
     def grid_size(self) -> int | None:
         """Number of distinct configurations, or None when a dimension is continuous."""
-        sizes = [dim.grid_values() for dim in self.space]
-        return None if any(v is None for v in sizes) else math.prod(len(v) for v in sizes)
+        sizes = [dim.count() for dim in self.space]  # counted, not enumerated: a huge grid is refused fast
+        return None if any(size is None for size in sizes) else math.prod(sizes)
 
     def grid_configs(self) -> list[dict[str, Any]]:
         """Grid sampler: the search params of every configuration to train, in grid order (seed excluded)."""
@@ -308,6 +310,7 @@ def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: 
     values_text: list[str] = []
     sets: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
+    total = 0
     for i, block in enumerate(blocks):
         if block.name in names[:i]:
             raise ConfigError(f"{source}: key blocks[{i}].name: repeats blocks[{names.index(block.name)}] "
@@ -318,9 +321,13 @@ def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: 
                                 path=f"blocks[{i}].search")
                 for key, space in block.search.items()]
         for dim in dims:
-            if dim.grid_values() is None:
+            if dim.count() is None:
                 raise ConfigError(f"{source}: key blocks[{i}].search.{dim.key}: a block is a grid: give choices "
                                   "or a stepped linear range")
+        total += math.prod(dim.count() for dim in dims)
+        if total > MAX_BLOCK_CONFIGS:
+            raise ConfigError(f"{source}: key blocks[{i}]: the blocks have {total} configurations or more, more "
+                              f"than the {MAX_BLOCK_CONFIGS} a blocked design may have; blocks are small grids")
         for values in itertools.product(*(dim.grid_values() for dim in dims)):
             assignments: dict[str, Any] = {}
             for dim, value in zip(dims, values):
@@ -508,7 +515,7 @@ def _check_study(spec: Spec, *, layers: list[tuple[str, dict[str, Any]]], set_ke
         return
     if s.sampler == "grid":
         for dim in spec.space:
-            if dim.grid_values() is None:
+            if dim.count() is None:
                 raise ConfigError(f"{_source_of(layers, ('search', dim.key))}: key search.{dim.key}: the grid "
                                   "sampler needs choices or a stepped linear range")
         if (spec.grid_size or 0) > MAX_GRID:
