@@ -212,13 +212,19 @@ def make_sampler(spec: Spec, *, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def make_pruner(spec: Spec) -> optuna.pruners.BasePruner:
-    name = spec.settings.pruner
+def pruner(name: str, *, epochs: int) -> optuna.pruners.BasePruner:
+    """The Optuna pruner `study.pruner` names, for trials of ``epochs`` epochs (one report per evaluated epoch)."""
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.base.train.epochs)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
     return optuna.pruners.NopPruner()
+
+
+def make_pruner(spec: Spec) -> optuna.pruners.BasePruner:
+    return pruner(spec.settings.pruner, epochs=spec.base.train.epochs)
 
 
 def open_study(*, spec: Spec, storage: BaseStorage, label: str) -> optuna.Study:

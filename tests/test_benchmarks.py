@@ -37,3 +37,33 @@ def test_study_scaling_prints_speed_up_and_mlflow_share(capsys):
     assert re.search(r"^1 worker\(s\): 2 trials", out, re.M) and re.search(r"^2 worker\(s\): 2 trials", out, re.M)
     assert re.search(r"^speed-up, trial span: +[0-9.]+x$", out, re.M)
     assert len(re.findall(r"^MLflow logging with [12] worker\(s\): .*\([0-9.]+ %\)$", out, re.M)) == 2
+
+
+def test_pruner_replay_compares_every_pruner_on_a_finished_study(tmp_path, capsys):
+    from benchmarks import pruners
+    from tests.synthetic_store import scale_trials, write_study
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    write_study(tracking_uri=uri, study="grid", trials=scale_trials(40, epochs=6))
+    assert pruners.main(["grid", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    lines = {name: re.search(rf"^ *{name}: (\d+) epochs \((\d+) % of unpruned\), (\d+) trials pruned", out, re.M)
+             for name in pruners.PRUNERS}
+    assert all(lines.values()), out
+    none = lines["none"]
+    assert none.group(2) == "100" and none.group(3) == "0"
+    assert all(int(m.group(1)) <= int(none.group(1)) for m in lines.values())  # pruning never trains more
+    assert int(lines["median"].group(3)) > 0  # 40 trials of a mixed grid: the median pruner stops some
+    assert re.search(r"^(cheapest pruner that keeps|no pruner keeps)", out, re.M)
+
+
+def test_pruner_replay_refuses_an_unknown_study(tmp_path, capsys):
+    from benchmarks import pruners
+    from tests.synthetic_store import demo_trials, write_study
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    write_study(tracking_uri=uri, study="demo", trials=demo_trials())
+    capsys.readouterr()  # MLflow's own log lines of writing the store
+    assert pruners.main(["nope", "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no study named 'nope'" in err
