@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cvae.checkpoint import save_checkpoint
-from cvae.config import ConfigError, load_config
+from cvae.config import ArgumentParser, ConfigError, check_output, load_config
 from cvae.data import DataError
 from cvae.device import resolve_device
 from cvae.scoring import run_status
@@ -21,7 +21,7 @@ SHOWN = ("train/loss", "train/kl", "train/grad_norm_max", "val/bleu4", "val/gaus
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m cvae.train", description=__doc__)
+    parser = ArgumentParser(prog="python -m cvae.train", description=__doc__)
     parser.add_argument("spec", help="experiment YAML, as a path or a name under experiments/")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             resolve_device(config.train.device)
         except ConfigError as exc:
             raise ConfigError(f"{args.spec}: {exc}") from None
+        if args.save is not None:  # before minutes of training, not after
+            check_output(args.save, flag="--save")
         data = Data.load(config)
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -3,11 +3,11 @@ holding its best checkpoint (the seed run with the highest objective in that con
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from typing import Any
 
+from cvae.config import ArgumentParser
 from studies.labels import config_label, fmt_value, objective_label
 from studies.results import ReportError, aggregate, load_study, open_client, param_types, varied_params, winner
 from studies.tables import mean_std, rate
@@ -80,7 +80,7 @@ def describe(best: Best, *, all_params: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m studies.best", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m studies.best", description=__doc__.splitlines()[0])
     parser.add_argument("study", help="study name (the MLflow experiment)")
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
                         help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")

@@ -7,7 +7,6 @@ data is a placeholder saying why.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from cvae.config import ArgumentParser, ConfigError, check_output
 from studies import document as doc
 from studies import figures, tables
 from studies.labels import config_label, fmt_value, objective_label, pow10
@@ -302,17 +302,18 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m studies.report", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m studies.report", description=__doc__.splitlines()[0])
     parser.add_argument("study", help="study name (the MLflow experiment)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<study>/)")
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
                         help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
     args = parser.parse_args(argv)
     hide_secrets(args.tracking_uri)
+    out = Path("reports") / args.study if args.out is None else args.out
     try:
-        out = build_report(study=args.study, tracking_uri=args.tracking_uri,
-                           out=args.out or Path("reports") / args.study)
-    except ReportError as exc:
+        check_output(out, flag="--out" if args.out is not None else f"report folder {out}", folder=True)
+        out = build_report(study=args.study, tracking_uri=args.tracking_uri, out=out)
+    except (ReportError, ConfigError) as exc:
         print(f"studies.report: error: {exc}", file=sys.stderr)
         return 2
     print(f"report: {out / 'report.html'} (and report.md, PNGs, CSVs)")

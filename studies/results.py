@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from cvae.config import ConfigError, ExperimentConfig, flatten
 from cvae.scoring import FINISHED, objective_score as score_of, qualifies, rank
 from studies.labels import MAX_LEVELS, kl_labels, levels
-from studies.tracking import ROLE_FILTER, probe_tracking_store, redact
+from studies.tracking import ROLE_FILTER, check_tracking_uri, probe_tracking_store, redact, sqlite_file
 
 FIGURES: tuple[str, ...] = (
     "best/bleu4", "best/gaussian", "best/gaussian_unique", "best/heldout_bleu4", "best/active_units", "best/kl",
@@ -67,11 +67,17 @@ class StudyRuns:
 
 
 def open_client(*, tracking_uri: str) -> MlflowClient:
-    """An MlflowClient; a sqlite URI naming a file that does not exist is a ReportError (not a new empty store)."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise ReportError(f"no MLflow store at {path} (run a study first, or pass --tracking-uri)")
+    """An MlflowClient for reading; a ReportError, with nothing created or migrated, for a URI MLflow cannot read
+    as a store: a sqlite file that does not exist (not a new empty store), is empty or is not MLflow's database,
+    MLflow's file store, an unreachable server."""
+    try:
+        check_tracking_uri(tracking_uri)
+    except ConfigError as exc:
+        raise ReportError(str(exc)) from None
+    path = sqlite_file(tracking_uri)
+    if path is not None and not path.is_file():
+        raise ReportError(f"--tracking-uri {redact(tracking_uri)}: no MLflow store at {path} (run a study first, or "
+                          "pass --tracking-uri)")
     try:
         probe_tracking_store(tracking_uri, write=False)  # an unreachable server: one line now, not minutes of retries
     except ConfigError as exc:

@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.live import Live
 
-from cvae.config import ConfigError
+from cvae.config import ArgumentParser, ConfigError, check_output
 from cvae.device import assign_gpus
 from studies import tracking, worker
 from studies.display import Board, summary, ui_command
@@ -42,7 +42,7 @@ from studies.study import (FileLock, check_storage, default_journal, is_rdb, loc
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m studies.run", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m studies.run", description=__doc__.splitlines()[0])
     parser.add_argument("spec", help="study spec YAML (as given, or under experiments/)")
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override any key of the spec, e.g. --set train.epochs=5 study.seeds=[0,1]")
@@ -71,10 +71,12 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
     check_data(spec)
     if not args.create_only:  # this machine trains: it must have the device (a login node need not)
         check_devices(spec)
-    storage = args.storage or str(default_journal(spec.name))
-    check_storage(storage)
+    storage = str(default_journal(spec.name)) if args.storage is None else args.storage  # '' is refused
     tracking.check_tracking_uri(args.tracking_uri)
+    check_storage(storage, tracking_uri=args.tracking_uri)
     tracking.probe_tracking_store(args.tracking_uri)  # unreachable or read-only: exit 2 before anything is made
+    if not (args.no_report or args.create_only):  # written once the study is done: checked before it starts
+        check_output(Path("reports") / spec.name, flag=f"report folder reports/{spec.name}", folder=True)
     return spec, storage
 
 

@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import sqlite3
 import tempfile
 import threading
 import time
@@ -43,10 +44,10 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartb
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from cvae.config import ConfigError
+from cvae.config import ConfigError, check_output
 from cvae.scoring import STATUSES, objective_score, rank
 from studies.spec import SEED_KEY, Spec
-from studies.tracking import redact
+from studies.tracking import MLFLOW_TABLES, redact, sqlite_file, sqlite_tables
 
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 DIGEST_ATTR = "cvae.spec_digest"
@@ -67,18 +68,68 @@ def default_journal(study: str) -> Path:
     return Path("mlruns") / "optuna" / f"{study}.journal"
 
 
-def check_storage(target: str) -> None:
-    """An RDB URL with a known scheme, or a journal file path; a one-line ConfigError otherwise."""
+OWN_STORAGE = ("leave --storage out (the default, mlruns/optuna/STUDY.journal), or pass a journal file or another "
+               "database, e.g. --storage study.journal")
+"""What to pass instead of a storage that cannot be the study's."""
+
+
+def check_storage(target: str, *, tracking_uri: str | None = None) -> None:
+    """An RDB URL with a known scheme, or a journal file path that can be written; a one-line ConfigError otherwise,
+    and for what would damage another store: an empty value (an unset variable), the MLflow tracking database
+    (``tracking_uri``) or any database of MLflow's, a file that is not an Optuna journal. Writes nothing."""
+    if not target.strip():
+        raise ConfigError(f"--storage '': empty (an unset variable?); {OWN_STORAGE}")
+    shown = redact(target)
+    tracking_db = sqlite_file(tracking_uri or "")
     if "://" in target:
         scheme = target.split("://", 1)[0]
         if scheme.split("+", 1)[0] not in RDB_SCHEMES:
-            raise ConfigError(f"--storage: unsupported URL scheme {scheme!r}; use sqlite:///FILE.db, "
+            raise ConfigError(f"--storage {shown}: unsupported URL scheme {scheme!r}; use sqlite:///FILE.db, "
                               "postgresql+psycopg://USER@HOST/DB, or a journal file path")
-        folder = Path(target.removeprefix(f"{scheme}:///")).parent
-        if scheme == "sqlite" and not folder.is_dir():
-            raise ConfigError(f"--storage {target}: folder {folder} does not exist")
-    elif Path(target).is_dir():
-        raise ConfigError(f"--storage {target}: is a folder; give a journal file path or an RDB URL")
+        if scheme != "sqlite":
+            return
+        path = sqlite_file(target)
+        if path is None:
+            raise ConfigError(f"--storage {shown}: expected sqlite:///FILE.db (a file, not in memory)")
+        if not path.parent.is_dir():
+            raise ConfigError(f"--storage {shown}: folder {path.parent} does not exist")
+        if path.is_dir():
+            raise ConfigError(f"--storage {shown}: {path} is a folder; {OWN_STORAGE}")
+    else:
+        path = Path(target)
+        if path.is_dir():
+            raise ConfigError(f"--storage {shown}: is a folder; give a journal file path or an RDB URL")
+    if tracking_db is not None and path.resolve() == tracking_db.resolve():
+        raise ConfigError(f"--storage {shown}: is the MLflow tracking database (--tracking-uri); {OWN_STORAGE}")
+    check_output(path, flag=f"--storage {shown}")
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        tables = sqlite_tables(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"--storage {shown}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    if tables is not None and set(MLFLOW_TABLES) <= tables:
+        raise ConfigError(f"--storage {shown}: {path} is an MLflow tracking database; {OWN_STORAGE}")
+    if "://" in target and tables is None:
+        raise ConfigError(f"--storage {shown}: {path} is not an SQLite database; {OWN_STORAGE}")
+    if "://" not in target:
+        if tables is not None:
+            raise ConfigError(f"--storage {shown}: is an SQLite database, not an Optuna journal; for a database "
+                              f"storage pass --storage sqlite:///{path}")
+        _check_journal(path, shown=shown)
+
+
+def _check_journal(path: Path, *, shown: str) -> None:
+    """An existing journal's first line is an Optuna journal record (a JSON object with an `op_code`)."""
+    with path.open("rb") as handle:
+        first = handle.readline(65536)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise ConfigError(f"--storage {shown}: line 1: not an Optuna journal (its records are JSON lines); "
+                          f"{OWN_STORAGE}")
 
 
 def storage_label(target: str) -> str:
@@ -230,8 +281,12 @@ def make_pruner(spec: Spec) -> optuna.pruners.BasePruner:
 def open_study(*, spec: Spec, storage: BaseStorage, label: str) -> optuna.Study:
     """Create the study, or load it and check it was made from the same spec (ConfigError if not)."""
     directions = ["maximize"] * (2 if spec.settings.objective == "pareto" else 1)
-    study = optuna.create_study(study_name=spec.name, storage=storage, directions=directions, load_if_exists=True,
-                                sampler=make_sampler(spec, seed=spec.settings.sampler_seed), pruner=make_pruner(spec))
+    sampler, pruner = make_sampler(spec, seed=spec.settings.sampler_seed), make_pruner(spec)
+    try:  # an existing study is loaded, not created again: a journal gets no record before the digest is checked
+        study = optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        study = optuna.create_study(study_name=spec.name, storage=storage, directions=directions,
+                                    load_if_exists=True, sampler=sampler, pruner=pruner)
     digest = study.user_attrs.get(DIGEST_ATTR)
     if digest is None:
         study.set_user_attr(DIGEST_ATTR, spec.digest)

@@ -34,7 +34,12 @@ from cvae.train import TRACE_KEYS, EpochRecord, TrainResult
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 """Relative to the working directory: run from the project root, a bare `mlflow ui` there shows the study."""
-TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+"""MLflow stores a study may use; not `file://`, MLflow's deprecated file store (a SQLite file does its job)."""
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
+MLFLOW_TABLES = ("experiments", "runs")
+"""Tables every MLflow SQL store has: a database without them is not MLflow's."""
 ROLE_FILTER = "tags.`cvae.role` = '{role}'"
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 """With a tracking server, MLflow prints two "View run" lines per ended run: not over the study's display."""
@@ -138,15 +143,70 @@ def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
 
 
 def check_tracking_uri(uri: str) -> None:
-    """A tracking URI with a known scheme (and, for SQLite, an existing folder); ConfigError otherwise."""
+    """A tracking URI with a known scheme (and, for SQLite, a file path in an existing folder); ConfigError
+    otherwise. Touches nothing."""
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    shown = redact(uri) or "''"
+    if scheme == "file":
+        raise ConfigError(f"--tracking-uri {shown}: MLflow's file store (file://) is deprecated and not supported "
+                          "here; use a SQLite file, e.g. --tracking-uri sqlite:///mlflow.db")
     if scheme.split("+", 1)[0] not in TRACKING_SCHEMES:
-        raise ConfigError(f"--tracking-uri {redact(uri)}: expected sqlite:///FILE.db, postgresql://..., "
-                          "http(s)://HOST:PORT or file:///FOLDER")
+        raise ConfigError(f"--tracking-uri {shown}: expected sqlite:///FILE.db, postgresql://... or "
+                          "http(s)://HOST:PORT")
     if scheme == "sqlite":
-        folder = Path(uri.removeprefix("sqlite:///")).parent
-        if not folder.is_dir():
-            raise ConfigError(f"--tracking-uri {redact(uri)}: folder {folder} does not exist")
+        path = sqlite_file(uri)
+        if path is None:
+            raise ConfigError(f"--tracking-uri {shown}: expected sqlite:///FILE.db (a file, not in memory)")
+        if path.is_dir():
+            raise ConfigError(f"--tracking-uri {shown}: {path} is a folder; name the database file in it, e.g. "
+                              f"sqlite:///{path / 'mlflow.db'}")
+        if not path.parent.is_dir():
+            raise ConfigError(f"--tracking-uri {shown}: folder {path.parent} does not exist")
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///FILE` URI; None for other URIs and in-memory databases."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    name = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(name) if name and name != ":memory:" else None
+
+
+def sqlite_tables(path: Path) -> set[str] | None:
+    """The tables of an SQLite database file, read without writing anything (not even a journal); None when the
+    file is not an SQLite database."""
+    with path.open("rb") as handle:
+        if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            return None
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def check_mlflow_database(uri: str, *, write: bool) -> None:
+    """A SQLite tracking store that is not MLflow's is refused before MLflow opens it (MLflow would make or
+    migrate its schema in it): a file that is not an SQLite database, or a database of other tables (an Optuna
+    storage); for a reader (``write=False``) also an empty (0-byte) file or one without MLflow's tables. A one-line
+    ConfigError; reads only."""
+    path = sqlite_file(uri)
+    if path is None or not path.is_file():
+        return
+    shown = redact(uri)
+    if path.stat().st_size == 0:
+        if write:
+            return  # MLflow makes its schema in it, as in a new file
+        raise ConfigError(f"--tracking-uri {shown}: {path} is empty (0 bytes), not an MLflow database; run a study "
+                          "first, or pass the --tracking-uri of one")
+    try:
+        tables = sqlite_tables(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"--tracking-uri {shown}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    if tables is None:
+        raise ConfigError(f"--tracking-uri {shown}: {path} is not an SQLite database; pass the MLflow database, "
+                          "e.g. --tracking-uri sqlite:///mlflow.db")
+    if not set(MLFLOW_TABLES) <= tables and (tables or not write):
+        what = f"holds other tables ({', '.join(sorted(tables)[:4])})" if tables else "holds no tables"
+        raise ConfigError(f"--tracking-uri {shown}: {path} {what}, not MLflow's; pass the MLflow database, e.g. "
+                          "--tracking-uri sqlite:///mlflow.db")
 
 
 SERVER_DATABASES = ("postgresql", "mysql", "mssql")
@@ -171,6 +231,7 @@ def probe_tracking_store(uri: str, *, write: bool = True) -> None:
     minutes, and only once the study has started.) ``write=False`` (readers: report, best, use) only checks that
     a server answers."""
     scheme = uri.split("://", 1)[0].split("+", 1)[0]
+    check_mlflow_database(uri, write=write)
     try:
         if scheme in SERVER_DATABASES:
             _connect(uri, scheme)

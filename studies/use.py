@@ -21,7 +21,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from cvae.checkpoint import CheckpointError, load_checkpoint
-from cvae.config import ConfigError, ExperimentConfig
+from cvae.config import ArgumentParser, ConfigError, ExperimentConfig
 from cvae.device import resolve_device
 from cvae.data import LETTERS, TENSES, Pair
 from cvae.metrics import gaussian_generations
@@ -90,7 +90,7 @@ def _positive(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    source = argparse.ArgumentParser(add_help=False)
+    source = ArgumentParser(add_help=False)
     group = source.add_mutually_exclusive_group(required=True)
     group.add_argument("--run", help="MLflow run id holding checkpoint/model.pt")
     group.add_argument("--checkpoint", type=Path, help="checkpoint file (cvae.checkpoint format)")
@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--device", default="cpu", choices=DEVICES, metavar="DEVICE",
                         help="where the model runs: cpu (default: a few words are fastest there), auto, cuda, "
                              "cuda:N")
-    parser = argparse.ArgumentParser(prog="python -m studies.use", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m studies.use", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     conv = commands.add_parser("convert", parents=[source], help="convert words from one tense to another")
     conv.add_argument("words", nargs="+", help="lower-case words (a-z)")
