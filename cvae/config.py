@@ -291,7 +291,8 @@ def describe_validation_error(err: ValidationError, *, schema: type[BaseModel], 
         return f"{source}: key {key}: unknown key{hint}"
     msg = first["msg"].replace("Value error, ", "")
     extra = ""
-    if "input" in first and first["type"] not in ("missing",):
+    whole = first["type"] == "value_error" and isinstance(first.get("input"), dict)  # a section's own check
+    if "input" in first and first["type"] not in ("missing",) and not whole:
         extra = f", got {short_repr(first['input'])}"
     return f"{source}: key {key}: {msg}{extra}"
 
@@ -376,8 +377,11 @@ def load_yaml(path: Path) -> dict[str, Any]:
     if len(data) > MAX_YAML_BYTES:
         raise ConfigError(f"{path}: is {path.stat().st_size} bytes, larger than the {MAX_YAML_BYTES} a spec may be")
     text = _decode(path, data)
+    loader = None
     try:
-        tree = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader
+        loader = StrictLoader(text)  # its reader refuses control characters right away
+        root = loader.get_single_node()  # yaml.load's steps, keeping the root node's position
+        tree = None if root is None else loader.construct_document(root)
     except yaml.reader.ReaderError as exc:  # a control character: no mark, a position
         line = text.count("\n", 0, exc.position) + 1
         raise ConfigError(f"{path}: line {line}: character {chr(exc.character)!r} is not allowed in YAML "
@@ -390,11 +394,15 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {where}: {kind}{problem}") from None
     except RecursionError:  # deeper than the composer: only flow collections nested beyond any sense
         raise ConfigError(f"{path}: YAML: nested more than {MAX_YAML_DEPTH} levels deep") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if tree is None:
         raise ConfigError(f"{path}: spec is empty (no keys: only blank lines or comments); write at least "
                           "`extends: baseline.yaml`")
     if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(tree).__name__}")
+        raise ConfigError(f"{path}: line {root.start_mark.line + 1}: expected a mapping of sections at the top "
+                          f"level, got {type(tree).__name__}")
     return tree
 
 

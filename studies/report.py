@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     hide_secrets(args.tracking_uri)
     out = Path("reports") / args.study if args.out is None else args.out
     try:
-        check_output(out, flag="--out" if args.out is not None else f"report folder {out}", folder=True)
+        check_output(out, flag="--out" if args.out is not None else "report folder", folder=True)
         out = build_report(study=args.study, tracking_uri=args.tracking_uri, out=out)
     except (ReportError, ConfigError) as exc:
         print(f"studies.report: error: {exc}", file=sys.stderr)

@@ -76,7 +76,7 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
     check_storage(storage, tracking_uri=args.tracking_uri)
     tracking.probe_tracking_store(args.tracking_uri)  # unreachable or read-only: exit 2 before anything is made
     if not (args.no_report or args.create_only):  # written once the study is done: checked before it starts
-        check_output(Path("reports") / spec.name, flag=f"report folder reports/{spec.name}", folder=True)
+        check_output(Path("reports") / spec.name, flag="report folder", folder=True)
     return spec, storage
 
 

@@ -65,12 +65,12 @@ class Space(BaseModel):
         if self.step is not None and self.high > self.low:
             span = Decimal(str(self.high)) - Decimal(str(self.low))  # Optuna's own test, so it never warns
             if Decimal(str(self.step)) > span:
-                raise ValueError(f"step ({self.step:g}) is larger than the range high - low ({span:g}); give a "
+                raise ValueError(f"step ({self.step:g}) is larger than the range high - low ({float(span):g}); give a "
                                  "smaller step, or choices")
             if span % Decimal(str(self.step)) != 0:
                 top = Decimal(str(self.low)) + (span // Decimal(str(self.step))) * Decimal(str(self.step))
-                raise ValueError(f"high - low ({span:g}) is not a multiple of step ({self.step:g}); e.g. high: "
-                                 f"{top:g}")
+                raise ValueError(f"high - low ({float(span):g}) is not a multiple of step ({self.step:g}); e.g. "
+                                 f"high: {float(top):g}")
         return self
 
 

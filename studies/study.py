@@ -101,7 +101,7 @@ def check_storage(target: str, *, tracking_uri: str | None = None) -> None:
             raise ConfigError(f"--storage {shown}: is a folder; give a journal file path or an RDB URL")
     if tracking_db is not None and path.resolve() == tracking_db.resolve():
         raise ConfigError(f"--storage {shown}: is the MLflow tracking database (--tracking-uri); {OWN_STORAGE}")
-    check_output(path, flag=f"--storage {shown}")
+    check_output(path, flag="--storage")
     if not path.is_file() or path.stat().st_size == 0:
         return
     try:

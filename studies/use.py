@@ -127,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             lines = [" ".join(w or EMPTY for w in draw)
                      for draw in sample_words(model=model, config=config, n=args.n, seed=args.seed)]
-    except (UseError, CheckpointError, ReportError, ConfigError) as exc:
+    except CheckpointError as exc:  # of --checkpoint, or of the run's artifact
+        print(f"studies.use: error: {'--checkpoint ' if args.checkpoint else ''}{exc}", file=sys.stderr)
+        return 2
+    except (UseError, ReportError, ConfigError) as exc:
         print(f"studies.use: error: {exc}", file=sys.stderr)
         return 2
     for line in lines:
