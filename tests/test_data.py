@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from cvae.config import MAX_MESSAGE
 from cvae.data import (EOS, LAB_TEST_TENSES, PAD, DataError, decode_indices, encode_word, make_batch, read_pairs,
                        read_train, training_examples)
 
@@ -44,6 +45,10 @@ def test_four_column_pairs(tmp_path):
         (read_pairs, "go\n", "f.txt:1: expected 2 columns"),
         (read_pairs, "go went\ngo goes sp tp\n", "mixes 2-column and 4-column"),
         (read_pairs, "".join("go went\n" for _ in range(11)), "f.txt:11: a 2-column test file"),
+        (read_train, "\nsp tp pg p\nwalk walks walking walked\n", "f.txt:2: a header row (sp tp pg p), not data"),
+        (read_pairs, "source target sp p\nwalk walked sp p\n", "f.txt:1: a header row (source target sp p)"),
+        (read_pairs, "source target\nwalk walked\n", "f.txt:1: a header row (source target)"),
+        (read_train, "walk walks walking walked\njump jumps " + "x" * 10_000 + "\u00e9 jumped\n", "f.txt:2: word 'xxx"),
     ],
 )
 def test_reader_errors_name_file_and_line(tmp_path, reader, text, expected):
@@ -51,7 +56,7 @@ def test_reader_errors_name_file_and_line(tmp_path, reader, text, expected):
         reader(write(tmp_path, text))
     message = str(info.value)
     assert expected in message
-    assert "\n" not in message
+    assert "\n" not in message and len(message) <= MAX_MESSAGE
 
 
 @pytest.mark.parametrize("reader", [read_train, read_pairs])
@@ -82,3 +87,18 @@ def test_validation_pairs_are_seeded_conversions_of_train_verbs():
     for p in pairs:
         assert p.src != p.tgt and any(p.source == r[p.src] and p.target == r[p.tgt] for r in rows)
     assert validation_pairs([], n=5, seed=0) == []
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfwalk walks walking walked\n")
+    assert read_train(path) == [("walk", "walks", "walking", "walked")]
+    path.write_bytes(b"\xef\xbb\xbfwalk walked sp p\n")
+    assert read_pairs(path)[0].source == "walk"
+
+
+def test_binary_data_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"walk walks walking walked\n\xff\xfe jumps jumping jumped\n")
+    with pytest.raises(DataError, match=r"f.txt:2: not UTF-8 text"):
+        read_train(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,40 @@ def test_redact(url: str, expected: str) -> None:
 def test_smoke_and_ablation_specs_are_valid_yaml_mappings() -> None:
     for name in ("smoke.yaml", "kl_ablation.yaml"):
         assert isinstance(yaml.safe_load((Path(__file__).parent.parent / "experiments" / name).read_text()), dict)
+
+
+@pytest.mark.parametrize(("low", "high", "step"), [(0.1, 0.9, 0.2), (0.0, 1.0, 0.1), (1e-4, 1e-3, 1e-4), (4, 64, 4)])
+def test_a_stepped_range_that_validates_never_makes_optuna_warn(low, high, step) -> None:
+    import warnings
+
+    import optuna
+
+    Space(low=low, high=high, step=step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optuna.distributions.FloatDistribution(low, high, step=step)
+
+
+@pytest.mark.parametrize(("space", "expected"), [
+    ({"low": 0.01, "high": 0.05, "step": 0.1}, "step (0.1) is larger than the range high - low (0.04)"),
+    ({"low": 0.1, "high": 0.9, "step": 0.3}, "high - low (0.8) is not a multiple of step (0.3); e.g. high: 0.7"),
+])
+def test_a_step_optuna_would_warn_about_is_refused(space, expected) -> None:
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        Space(**space)
+
+
+def test_huge_grids_and_choice_lists_are_refused_fast(tmp_path: Path) -> None:
+    import time
+
+    texts = {
+        "range": "search: {optim.lr: {low: 0.001, high: 1.0, step: 1.0e-12}}\n",
+        "product": "search: {model.hidden_size: {low: 5, high: 2004}, model.latent_size: {low: 1, high: 1000}}\n",
+        "choices": "search: {train.eval_seed: {choices: [" + ", ".join(map(str, range(10_001))) + "]}}\n",
+    }
+    for name, text in texts.items():
+        spec = write(tmp_path, f"{name}.yaml", BASE + text)
+        start = time.perf_counter()
+        message = error_of(spec)
+        assert time.perf_counter() - start < 5, name
+        assert "more than" in message, message
