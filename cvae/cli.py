@@ -69,11 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"{args.spec}: {exc}") from None
         if args.save is not None:  # before minutes of training, not after
             check_output(args.save, flag="--save")
-        try:
-            data = Data.load(config)
-        except DataError as exc:  # named as studies.run names it: the spec, then the data file and line
-            raise ConfigError(f"{args.spec}: key data: {exc}") from None
-    except ConfigError as exc:
+        data = Data.load(config)
+    except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

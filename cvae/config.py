@@ -62,11 +62,11 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    train: str = "data/train.txt"
+    train: str = Field(default="data/train.txt", max_length=1000)
     """Training verbs in the lab format: one verb a line, `sp tp pg p`."""
-    test: str = "data/test.txt"
+    test: str = Field(default="data/test.txt", max_length=1000)
     """Test conversions: lab 2-column form (tenses by position) or 4-column `src tgt src_tense tgt_tense`."""
-    heldout: str | None = "data/heldout.txt"
+    heldout: str | None = Field(default="data/heldout.txt", max_length=1000)
     """Conversions of verbs not in train (4-column form) for generalization BLEU-4; null to skip."""
     val_pairs: int = Field(default=200, ge=0)
     """Validation conversions drawn (seeded by `train.eval_seed`) from train verbs, for checkpoint choice."""
@@ -203,8 +203,8 @@ class TrainConfig(_Section):
 class ExperimentConfig(_Section):
     """One experiment: everything `cvae.train.fit` needs."""
 
-    name: str = "experiment"
-    """Free-form name shown in logs."""
+    name: str = Field(default="experiment", max_length=200)
+    """Free-form name shown in logs (and logged to MLflow as a param, whose values have a length limit)."""
     data: DataConfig = DataConfig()
     """Data files."""
     model: ModelConfig = ModelConfig()
@@ -425,21 +425,16 @@ def _decode(path: Path, data: bytes) -> str:
 def build_config(raw: dict[str, Any], *, source: str, overrides: list[str] | None = None) -> ExperimentConfig:
     """Validate ``raw`` (plus ``--set`` overrides) into an ExperimentConfig or raise a one-line ConfigError."""
     tree = _deep_copy(raw)
-    set_keys = []
     for text in overrides or []:
         try:
             key, value = parse_override(text)
         except ConfigError as exc:  # `--set KEY` without a value: name the file it was meant for, as studies do
             raise ConfigError(f"{source} (--set): {exc}") from None
         set_dotted(tree, key, value)
-        set_keys.append(key)
     try:
         return ExperimentConfig.model_validate(tree)
     except ValidationError as err:
-        loc = ".".join(str(part) for part in err.errors()[0]["loc"])
-        by_set = any(loc == key or loc.startswith(key + ".") or key.startswith(loc + ".") for key in set_keys)
-        where = f"{source} (--set)" if by_set else source
-        raise ConfigError(describe_validation_error(err, schema=ExperimentConfig, source=where)) from None
+        raise ConfigError(describe_validation_error(err, schema=ExperimentConfig, source=source)) from None
 
 
 def load_config(path: str | Path, *, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -60,7 +60,7 @@ class _Strict(BaseModel):
 class Block(_Strict):
     """One block of a blocked design: a name and a grid over some keys."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_ -]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_ -]*$", max_length=60)
     """Shown in run names and the report, e.g. `explosion`."""
     search: dict[str, Space] = Field(min_length=1)
     """Dotted config key -> choices (or a stepped range), as in `search`; the key `setting` takes mappings of
@@ -80,7 +80,7 @@ class ConfirmSettings(_Strict):
 class StudySettings(_Strict):
     """How the configurations are chosen, scored and run."""
 
-    name: str | None = Field(default=None, pattern=NAME_PATTERN)
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=100)
     """Study name: Optuna study, MLflow experiment and parent run. Default: the spec file's name without .yaml
     (a name set in an extended file is not inherited)."""
     objective: Objective = "bleu4+gaussian"

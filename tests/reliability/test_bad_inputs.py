@@ -45,8 +45,9 @@ NAMES_KEY_OR_LINE = re.compile(r"key \S+|line \d+|\.txt:\d+: |\.txt: |--set '[^'
                                r"word '|: spec is empty|bytes, larger than|report folder|study named '")
 AS_PROCESSES = ("01_yaml_syntax.yaml", "17_data_upper_case.yaml", "24_bad_set_syntax.yaml",
                 "46_yaml_alias_bomb_train.yaml", "93_best_empty_mlflow_db.yaml")
-NAMES_FLAG = re.compile(r"--[a-z][a-z-]+|argument \w+|report folder")
-"""An error of the command line (or of the default of a flag) names the flag or argument instead of a file."""
+NAMES_FLAG = re.compile(r"--[a-z][a-z-]+|argument \w+|report folder|\.txt:\d")
+"""An error of the command line (or of the default of a flag) names the flag or argument instead of a file; an error
+in a data file names that file and its line."""
 SETUP_KINDS = ("empty", "text", "sqlite", "mlflow")
 
 
