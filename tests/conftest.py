@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,27 @@ def tiny_config(**sections) -> ExperimentConfig:
                  "max_verbs": 30},
         "model": {"hidden_size": 32, "embed_size": 16, "latent_size": 8, "cond_size": 4},
         "optim": {"name": "adam", "lr": 0.01, "clip_norm": 1.0},
-        "train": {"epochs": 3, "batch_size": 16, "gaussian_samples": 10},
+        "train": {"epochs": 3, "batch_size": 16, "gaussian_samples": 10, "select_samples": 10},
     }
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
     return build_config(raw, source="tiny")
 
 
+STRICT = os.environ.get("CVAE_TESTS_STRICT") == "1"
+"""Set by .ci/run: a missing service or lab file fails the test instead of skipping it."""
+
+
+def unavailable(what: str) -> None:
+    """Skip the calling test for a missing service or file (one line saying which), or fail it under STRICT."""
+    if STRICT:
+        pytest.fail(f"{what} (CVAE_TESTS_STRICT=1: CI provides it)", pytrace=False)
+    pytest.skip(f"{what}; CI provides it (CVAE_TESTS_STRICT=1 makes this a failure)")
+
+
 @pytest.fixture
 def lab_dir() -> Path:
-    """The lab's real dataset; CI has it at the same relative path, so its absence is a failure."""
-    assert (LAB / "train.txt").is_file(), f"lab dataset missing at {LAB}"
+    """The lab's real dataset at ../shared/data/lab/ (never part of a clone): skipped without it, except in CI."""
+    if not (LAB / "train.txt").is_file():
+        unavailable(f"the lab dataset is not at {LAB}")
     return LAB

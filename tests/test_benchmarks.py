@@ -3,6 +3,7 @@ checked: benchmarks are programs, not timed tests)."""
 
 import re
 
+import pytest
 import torch
 
 from benchmarks import study_scaling, throughput, time_to_quality
@@ -31,6 +32,7 @@ def test_time_to_quality_reports_each_seed(capsys):
     assert out.rstrip().splitlines()[-1].startswith("time to quality:")
 
 
+@pytest.mark.slow  # two real studies
 def test_study_scaling_prints_speed_up_and_mlflow_share(capsys):
     assert study_scaling.main(["--trials", "2", "--epochs", "1", "--verbs", "20"]) == 0
     out = capsys.readouterr().out

@@ -18,6 +18,7 @@ def test_read_train_good(tmp_path):
     assert rows == [("abandon", "abandons", "abandoning", "abandoned"), ("begin", "begins", "beginning", "began")]
 
 
+@pytest.mark.lab
 def test_real_lab_files_are_accepted(lab_dir):
     rows = read_train(lab_dir / "train.txt")
     assert len(rows) == 1227

@@ -29,7 +29,7 @@ from cvae.model import CVAE
 from .harness import (ENV, LiveStudy, finished, item, journal, lost_trials, mlflow_runs, run_study, wait_gone,
                       write_spec)
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 
 # ---------------------------------------------------------------------------------------------------------
