@@ -188,6 +188,12 @@ class TrainConfig(_Section):
     on the reported test figures; with `data.val_pairs: 0` the test figures themselves are used, as the lab did.
     An epoch whose posterior collapsed or overflowed is chosen only when no healthy epoch exists
     (`cvae.scoring`)."""
+    prior_fill: float = Field(default=0.0, ge=0.0)
+    """Weight of the prior-fill term (0: off). Each step also decodes a batch of prior draws z ~ N(0, I), each
+    trained (teacher forced, in a drawn tense) to spell the training verb whose posterior mean, as of the start of
+    the epoch, lies nearest to it. Noise between two verbs' codes then decodes to one verb in all four tenses,
+    instead of to a different verb per tense (the main way the Gaussian score is lost once the latent matches the
+    prior). Costs one more decoder pass a step."""
     collapse_patience: int | None = Field(default=None, ge=1)
     """Collapse detector: stop the run (status `collapsed`) after this many consecutive evaluated epochs past the
     KL warm-up with KL < 0.1 nats or no active unit, or (status `unstable`) with an overflowing latent; null
@@ -196,6 +202,10 @@ class TrainConfig(_Section):
     """Evaluate (BLEU-4, Gaussian score, latent diagnostics) every N epochs and at the last epoch."""
     gaussian_samples: int = Field(default=100, ge=1)
     """Noise vectors drawn for the Gaussian score (the lab uses 100)."""
+    select_samples: int = Field(default=400, ge=1)
+    """Noise vectors drawn for the checkpoint-choice figure `select/gaussian` (its own draws, apart from the
+    reported score's). More than the reported score's 100: a 100-draw figure varies by about +-0.05 from epoch to
+    epoch, and choosing the epoch of its largest value would pick that noise."""
     eval_seed: int = 1234
     """Seed of the Gaussian-score noise, fixed across epochs so that checkpoints are compared on the same draws."""
 

@@ -233,6 +233,7 @@ class Trainer:
         started = time.perf_counter()
         n_steps = 0
         every = max(1, self.steps_per_epoch // 50)
+        codes = self.codes() if cfg.train.prior_fill > 0 else None
         for idx in self.batches():
             lengths = self.lengths[idx]
             width = int(lengths.max())
@@ -246,6 +247,8 @@ class Trainer:
                                self.tenses[src], self.tenses[tgt], teacher_forcing=forced, beta=beta,
                                free_bits=cfg.kl.free_bits)
             loss, recon, kl = terms.loss, terms.recon, terms.kl
+            if codes is not None:
+                loss = loss + cfg.train.prior_fill * self.prior_fill_loss(codes, batch=len(idx))
             self.step += 1
             figures = torch.stack([loss, recon, kl, terms.logvar.abs().max()]).detach().tolist()  # one sync
             point = {"step": float(self.step), "loss": figures[0], "kl": figures[2], "logvar_absmax": figures[3]}
@@ -299,6 +302,27 @@ class Trainer:
         record["train/epoch_time_s"] = elapsed
         return record
 
+    @torch.no_grad()
+    def codes(self) -> torch.Tensor:
+        """Posterior means (N, L) of every training word under the current weights (eval mode)."""
+        self.model.eval()
+        mu, _ = self.model.encode(self.chars, self.lengths, self.tenses)
+        self.model.train()
+        return mu
+
+    def prior_fill_loss(self, codes: torch.Tensor, *, batch: int) -> torch.Tensor:
+        """Reconstruction loss (per word) of ``batch`` prior draws, each decoded as the verb of its nearest code
+        in a drawn tense (``train.prior_fill``)."""
+        z = torch.randn(batch, self.config.model.latent_size, device=self.device)
+        nearest = torch.cdist(z, codes).argmin(dim=1).cpu()  # (batch,) word indices
+        target_idx = nearest - self.data.tenses[nearest] + torch.randint(len(TENSES), nearest.shape)
+        width = int(self.lengths[target_idx].max()) + 1
+        tgt = target_idx.to(self.device)
+        targets = self.targets[tgt, :width]
+        logits = self.model.decoder(z, self.model.cond(self.tenses[tgt]), targets)
+        return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
+                                           reduction="sum") / batch
+
     def _keep(self, point: dict[str, float]) -> None:
         """Keep one step's figures: the first TRACE_HEAD steps always, the latest TRACE_TAIL for a divergence."""
         (self.trace_head if len(self.trace_head) < TRACE_HEAD else self.trace_tail).append(point)
@@ -314,7 +338,7 @@ class Trainer:
         if not self.data.val:
             return {SELECT_BLEU: reported["val/bleu4"], SELECT_GAUSSIAN: reported["val/gaussian_unique"]}
         predictions = convert(self.model, self.data.val)
-        generations = gaussian_generations(self.model.generate, n=cfg.train.gaussian_samples,
+        generations = gaussian_generations(self.model.generate, n=cfg.train.select_samples,
                                            latent_size=cfg.model.latent_size, seed=cfg.train.eval_seed + 1)
         return {SELECT_BLEU: mean_bleu4(predictions, [p.target for p in self.data.val]),
                 SELECT_GAUSSIAN: gaussian_unique(generations, self.data.rows)}

@@ -169,3 +169,48 @@ def test_cli_explains_a_divergence(tmp_path):
     assert "diverged at step" in out and "first non-finite tensor:" in out
     assert "the steps before it" in out and "grad norm" in out
     assert "optim.clip_norm" in out  # what to try instead
+
+
+def test_prior_fill_trains_the_decoder_on_prior_draws_toward_the_nearest_verb(monkeypatch):
+    from cvae import train as train_module
+    from cvae.data import decode_indices
+    from cvae.train import Data, Trainer
+
+    config = tiny_config(train={"prior_fill": 1.0})
+    trainer = Trainer(config, Data.load(config))
+    codes = trainer.codes()
+    assert codes.shape == (len(trainer.data.words), config.model.latent_size) and not codes.requires_grad
+    # draws placed exactly on codes 0 and 9 must be trained to spell verbs 0 and 2 (4 words a verb)
+    monkeypatch.setattr(train_module.torch, "randn", lambda *a, **k: codes[[0, 9]].clone())
+    seen = {}
+    original = trainer.model.decoder.forward
+
+    def spy(z, cond, targets, **kwargs):
+        seen["targets"] = targets
+        return original(z, cond, targets, **kwargs)
+
+    monkeypatch.setattr(trainer.model.decoder, "forward", spy)
+    loss = trainer.prior_fill_loss(codes, batch=2)
+    assert loss.ndim == 0 and math.isfinite(loss.item()) and loss.item() > 0
+    words = [decode_indices(row) for row in seen["targets"].tolist()]
+    rows = trainer.data.rows
+    assert words[0] in rows[0] and words[1] in rows[2]
+    loss.backward()
+    assert all(p.grad is None for p in trainer.model.encoder.parameters())  # the codes steer, they do not learn
+
+
+def test_prior_fill_is_off_by_default_and_a_run_with_it_trains():
+    assert tiny_config().train.prior_fill == 0.0
+    result = fit(tiny_config(train={"epochs": 2, "prior_fill": 0.5}))
+    assert result.status == "ok" and result.best_epoch is not None
+
+
+def test_checkpoint_choice_draws_its_own_number_of_noise_vectors(monkeypatch):
+    from cvae import train as train_module
+
+    drawn = []
+    original = train_module.gaussian_generations
+    monkeypatch.setattr(train_module, "gaussian_generations",
+                        lambda generate, **kw: drawn.append(kw["n"]) or original(generate, **kw))
+    fit(tiny_config(data={"val_pairs": 5}, train={"epochs": 1, "gaussian_samples": 7, "select_samples": 13}))
+    assert drawn == [7, 13]  # the reported score's draws, then the checkpoint choice's
