@@ -11,7 +11,8 @@ from cvae.config import ArgumentParser
 from studies.labels import config_label, fmt_value, objective_label
 from studies.results import ReportError, aggregate, load_study, open_client, param_types, varied_params, winner
 from studies.tables import mean_std, rate
-from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets
+from studies.secrets import hide_secrets
+from studies.tracking import DEFAULT_TRACKING_URI
 
 WHOLE = ("best/active_units", "best/kl")
 """Figures printed with one decimal."""

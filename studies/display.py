@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from cvae.scoring import HEALTHY
-from studies.spec import BLOCKS_KEY, SEED_KEY, Spec
+from studies.spec import BLOCKS_KEY, Spec
 from studies.tables import mean_std_text
 from studies.labels import config_name
 from studies.study import ranked_configurations, trial_params
 from studies.document import UI_URL
-from studies.tracking import DEFAULT_TRACKING_URI, redact
+from studies.secrets import redact
+from studies.tracking import DEFAULT_TRACKING_URI
 
 TOP = 5
 """Configurations listed in the closing table."""

@@ -26,7 +26,8 @@ from studies.labels import config_label, fmt_value, objective_label, pow10
 from studies.results import (AGGREGATED, ReportError, StudyRuns, aggregate, collapse_cells, explosion_cells,
                              explosion_pair, load_curves, load_study, load_trace, objective_score, open_client,
                              varied_params, winner)
-from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets, redact
+from studies.secrets import hide_secrets, redact
+from studies.tracking import DEFAULT_TRACKING_URI
 
 log = logging.getLogger(__name__)
 

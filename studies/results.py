@@ -16,7 +16,6 @@ import difflib
 import hashlib
 import types
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import numpy as np
@@ -28,7 +27,8 @@ from pydantic import BaseModel
 from cvae.config import ConfigError, ExperimentConfig, flatten
 from cvae.scoring import FINISHED, objective_score as score_of, qualifies, rank
 from studies.labels import MAX_LEVELS, kl_labels, levels
-from studies.tracking import ROLE_FILTER, check_tracking_uri, probe_tracking_store, redact, sqlite_file
+from studies.secrets import redact
+from studies.tracking import ROLE_FILTER, check_tracking_uri, probe_tracking_store, sqlite_file
 
 FIGURES: tuple[str, ...] = (
     "best/bleu4", "best/gaussian", "best/gaussian_unique", "best/heldout_bleu4", "best/active_units", "best/kl",

@@ -33,7 +33,7 @@ from rich.live import Live
 
 from cvae.config import ArgumentParser, ConfigError, check_output
 from cvae.device import assign_gpus
-from studies import tracking, worker
+from studies import secrets, tracking, worker
 from studies.display import Board, summary, ui_command
 from studies.spec import Spec, check_data, check_devices, load_spec
 from studies.spec import SEED_KEY
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _terminated)
-    tracking.hide_secrets(args.storage, args.tracking_uri)  # from here on, no password is printed or logged
+    secrets.hide_secrets(args.storage, args.tracking_uri)  # from here on, no password is printed or logged
     try:
         spec, storage = validate(args)
     except ConfigError as exc:
@@ -182,12 +182,12 @@ def run_phase(*, spec: Spec, storage: str, tracking_uri: str, console: Console,
     todo = pending(study=study, spec=spec)
     if create_only:
         board.say(f"study {spec.name}: created, {todo} trial(s) to run · storage {label} · "
-                  f"tracking {tracking.redact(tracking_uri)}; nothing trained (--create-only)")
+                  f"tracking {secrets.redact(tracking_uri)}; nothing trained (--create-only)")
         return 0, None, study_run
     elsewhere = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) if is_rdb(storage) else 0
     n_workers = min(spec.settings.workers, todo + elsewhere)  # RDB: workers also wait to take over dead trials
     board.say(f"study {spec.name}: {todo} trial(s) to run on {n_workers} worker(s) · "
-              f"storage {label} · tracking {tracking.redact(tracking_uri)}")
+              f"storage {label} · tracking {secrets.redact(tracking_uri)}")
     code = 0
     if n_workers:
         job = worker.Job(spec=spec, storage=storage, study_run=study_run, index=0, claim_lock=claim_lock)

@@ -47,7 +47,8 @@ from optuna.trial import FrozenTrial, TrialState
 from cvae.config import ConfigError, check_output
 from cvae.scoring import STATUSES, objective_score, rank
 from studies.spec import SEED_KEY, Spec
-from studies.tracking import MLFLOW_TABLES, redact, sqlite_file, sqlite_tables
+from studies.secrets import redact
+from studies.tracking import MLFLOW_TABLES, sqlite_file, sqlite_tables
 
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 DIGEST_ATTR = "cvae.spec_digest"

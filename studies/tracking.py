@@ -1,25 +1,23 @@
 """Everything MLflow, as docs/tracking-contract.md describes it: one experiment and one parent run per study,
 one child run per Optuna trial (``mlflow.parentRunId`` tag, so it works across processes), metrics sent in
-batches, artifacts, and stale runs marked FAILED on resume. Also what keeps URL passwords out of everything a
-study prints, logs or records (``redact``, ``hide_secrets``).
+batches, artifacts, and stale runs marked FAILED on resume; and the checks of a tracking URI and store made
+before anything is written. Passwords are kept out of it all by ``studies.secrets``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import sqlite3
-import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.request
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import sqlalchemy
@@ -28,9 +26,11 @@ import sqlalchemy.pool
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from cvae.checkpoint import save_checkpoint
 from cvae.config import ConfigError, ExperimentConfig, dump_config
-from cvae.train import TRACE_KEYS, EpochRecord, TrainResult
+from studies.secrets import redact, scrub
+
+if TYPE_CHECKING:  # the readers (report, best, study) import this module: no torch for them
+    from cvae.train import EpochRecord, TrainResult
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 """Relative to the working directory: run from the project root, a bare `mlflow ui` there shows the study."""
@@ -47,90 +47,6 @@ BEST_KEYS = ("bleu4", "gaussian", "gaussian_unique", "heldout_bleu4", "kl", "act
              "logvar_absmax")
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 """Experiment tag that makes MLflow 3's UI open a study on its runs table (model training), not the GenAI overview."""
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by `***` (``user:secret@host`` and ``password=`` query values)."""
-    parts = urlsplit(url) if "://" in url else None
-    if parts is not None and parts.password:
-        userinfo, host = parts.netloc.rsplit("@", 1)
-        url = url.replace(parts.netloc, f"{userinfo.split(':', 1)[0]}:***@{host}", 1)
-    if parts is not None and "password=" in parts.query.lower():
-        query = "&".join(f"{p.split('=', 1)[0]}=***" if p.lower().startswith("password=") else p
-                         for p in parts.query.split("&"))
-        url = url.replace(parts.query, query, 1)
-    return url
-
-
-_SECRETS: set[str] = set()
-"""Passwords this process must never print, log or record (registered by ``hide_secrets``)."""
-
-
-def passwords(url: str | None) -> set[str]:
-    """The passwords in a URL (``user:secret@host`` and ``password=`` query values), as written and decoded."""
-    if not url or "://" not in url:
-        return set()
-    parts = urlsplit(url)
-    found = {parts.password or ""} | {p.split("=", 1)[1] for p in parts.query.split("&")
-                                       if p.lower().startswith("password=")}
-    return {form for value in found if value for form in (value, unquote(value)) if form}
-
-
-def scrub(text: str) -> str:
-    """``text`` with every password registered by ``hide_secrets`` replaced by `***`."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def hide_secrets(*urls: str | None) -> None:
-    """Keep the passwords of ``urls`` (``--storage``, ``--tracking-uri``) out of everything this process writes:
-    stdout and stderr (tracebacks and warnings included) go through ``scrub``, and so does every log record,
-    whichever handler prints it. Nothing changes when no URL holds a password; calling it again adds secrets."""
-    new = set().union(*(passwords(url) for url in urls)) - _SECRETS
-    if not new:
-        return
-    if not _SECRETS:
-        sys.stdout, sys.stderr = (_Scrubbed(stream) if stream is not None else None
-                                  for stream in (sys.stdout, sys.stderr))
-        logging.setLogRecordFactory(_scrubbed_records(logging.getLogRecordFactory()))
-    _SECRETS.update(new)
-
-
-class _Scrubbed:
-    """A text stream that writes through ``scrub`` (everything else is the wrapped stream's)."""
-
-    def __init__(self, stream: object) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        self._stream.write(scrub(text))
-        return len(text)
-
-    def writelines(self, lines: list[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._stream, name)
-
-
-def _scrubbed_records(factory):  # noqa: ANN001, ANN202 - logging's record factory protocol
-    """A log record factory that scrubs the formatted message, the traceback and the stack of every record."""
-
-    def make(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        record = factory(*args, **kwargs)
-        try:
-            record.msg, record.args = scrub(record.getMessage()), None
-        except Exception:  # noqa: BLE001 - a malformed record stays as logging would show it
-            return record
-        if record.exc_info and not record.exc_text:
-            record.exc_text = scrub("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
-        if record.stack_info:
-            record.stack_info = scrub(record.stack_info)
-        return record
-
-    return make
 
 
 def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
@@ -397,12 +313,14 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
     if result is not None:  # per-step trace: the first steps of every run, up to the non-finite step of a divergence
-        batch += [Metric(f"trace/{key}", point[key], now, int(point["step"])) for point in result.trace
-                  for key in TRACE_KEYS if key in point]
+        batch += [Metric(f"trace/{key}", value, now, int(point["step"])) for point in result.trace
+                  for key, value in point.items() if key != "step"]
     for start in range(0, max(len(batch), 1), 1000):  # MLflow takes at most 1000 metrics per batch
         client.log_batch(run_id, metrics=batch[start:start + 1000],
                          tags=[RunTag(k, v) for k, v in tags.items()] if start == 0 else [])
     if config is not None:
+        from cvae.checkpoint import save_checkpoint  # torch: only a worker, which has it loaded, gets here
+
         with tempfile.TemporaryDirectory(prefix="cvae-trial-") as tmp:
             folder = Path(tmp)
             (folder / "config.yaml").write_text(dump_config(config))

@@ -29,7 +29,8 @@ from cvae.model import CVAE
 from cvae.train import convert
 from studies.best import find_best
 from studies.results import ReportError, open_client
-from studies.tracking import DEFAULT_TRACKING_URI, hide_secrets
+from studies.secrets import hide_secrets
+from studies.tracking import DEFAULT_TRACKING_URI
 
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 EMPTY = "-"

@@ -30,7 +30,7 @@ from cvae.config import ExperimentConfig
 from cvae.device import describe, resolve_device
 from cvae.scoring import checkpoint_values, run_status
 from cvae.train import Data, EpochRecord, TrainResult, fit
-from studies import tracking
+from studies import secrets, tracking
 from studies.labels import run_name
 from studies.spec import Spec, block_names, config_key
 from studies.study import claim, is_rdb, open_storage
@@ -95,7 +95,7 @@ def main(job: Job, conn: Connection) -> None:
     if job.gpu is not None:  # before anything initialises CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
     quiet_logs()
-    tracking.hide_secrets(job.storage, job.study_run.tracking_uri)
+    secrets.hide_secrets(job.storage, job.study_run.tracking_uri)
     _die_with_parent()
     _interrupt.update(requested=False, training=False)
     previous = {sig: signal.signal(sig, _interrupt_once) for sig in (signal.SIGINT, signal.SIGTERM)}

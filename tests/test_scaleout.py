@@ -274,8 +274,8 @@ def test_no_password_in_errors_logs_or_tracebacks(tmp_path: Path) -> None:
     url = f"postgresql://user:{SECRET}%40x@host/db?password={SECRET}q"
     script = f"""
 import logging, sys
-from studies import tracking
-tracking.hide_secrets({url!r}, "http://127.0.0.1:5000")
+from studies import secrets
+secrets.hide_secrets({url!r}, "http://127.0.0.1:5000")
 logging.basicConfig(stream=sys.stderr)
 logging.getLogger("any").error("connecting to %s", {url!r})
 try:
@@ -283,7 +283,7 @@ try:
 except RuntimeError:
     logging.getLogger("any").exception("failed")
 print("url", {url!r}, "decoded", "{SECRET}@x")
-raise SystemExit(tracking.redact({url!r}))
+raise SystemExit(secrets.redact({url!r}))
 """
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     output = proc.stdout + proc.stderr

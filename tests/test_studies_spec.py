@@ -10,7 +10,7 @@ import yaml
 
 from cvae.config import ConfigError, ExperimentConfig
 from studies.spec import SECTIONS, SEED_KEY, Space, SpecFile, StudySettings, config_key, load_spec
-from studies.tracking import redact
+from studies.secrets import redact
 
 BASE = "extends: baseline.yaml\nmodel: {hidden_size: 32, embed_size: 16, latent_size: 8, cond_size: 4}\n"
 
