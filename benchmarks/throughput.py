@@ -26,7 +26,8 @@ from cvae.device import describe
 from cvae.data import EOS, SOS, encode_word
 from cvae.metrics import kl_per_dim
 from cvae.model import CVAE
-from cvae.train import Data, Trainer
+from cvae.data import Data
+from cvae.trainer import Trainer
 
 
 def reference_words_per_s(config: ExperimentConfig, data: Data, *, n_words: int, seed: int) -> float:

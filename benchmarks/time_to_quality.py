@@ -17,7 +17,8 @@ import time
 import torch
 
 from cvae.config import load_config
-from cvae.train import Data, EpochRecord, fit
+from cvae.data import Data
+from cvae.trainer import EpochRecord, fit
 
 from benchmarks.throughput import reference_words_per_s
 

@@ -211,7 +211,7 @@ class TrainConfig(_Section):
 
 
 class ExperimentConfig(_Section):
-    """One experiment: everything `cvae.train.fit` needs."""
+    """One experiment: everything `cvae.trainer.fit` needs."""
 
     name: str = Field(default="experiment", max_length=200)
     """Free-form name shown in logs (and logged to MLflow as a param, whose values have a length limit)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from cvae.config import UserError, short_repr
+from cvae.config import ExperimentConfig, UserError, short_repr
 
 TENSES: tuple[str, ...] = ("sp", "tp", "pg", "p")
 """Tense names in their fixed order: simple present, third person, present progressive, simple past."""
@@ -178,3 +178,28 @@ def validation_pairs(rows: list[tuple[str, ...]], *, n: int, seed: int) -> list[
         src, tgt = rng.sample(range(len(TENSES)), 2)
         pairs.append(Pair(row[src], row[tgt], src, tgt))
     return pairs
+
+
+@dataclass
+class Data:
+    """Everything a run reads from disk, loaded once: the training rows and words, the test, heldout and
+    validation conversions."""
+
+    rows: list[tuple[str, ...]]
+    words: list[str]
+    tenses: torch.Tensor  # (N,)
+    test: list[Pair]
+    heldout: list[Pair] | None
+    val: list[Pair]
+
+    @classmethod
+    def load(cls, config: ExperimentConfig) -> "Data":
+        cfg = config.data
+        rows = read_train(cfg.resolve("train"))
+        if cfg.max_verbs is not None:
+            rows = rows[: cfg.max_verbs]
+        words, tenses = training_examples(rows)
+        heldout_path = cfg.resolve("heldout")
+        return cls(rows=rows, words=words, tenses=torch.tensor(tenses), test=read_pairs(cfg.resolve("test")),
+                   heldout=read_pairs(heldout_path) if heldout_path is not None else None,
+                   val=validation_pairs(rows, n=cfg.val_pairs, seed=config.train.eval_seed))

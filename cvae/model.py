@@ -5,12 +5,14 @@ Shapes: B batch, T characters, E char embedding, C condition embedding, H hidden
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from cvae.config import ModelConfig
-from cvae.data import EOS, N_INPUTS, N_OUTPUTS, PAD, SOS, UNK, TENSES, decode_indices
+from cvae.data import EOS, N_INPUTS, N_OUTPUTS, PAD, SOS, UNK, TENSES, Pair, decode_indices, make_batch
 
 
 def _rnn(kind: str, input_size: int, hidden_size: int) -> nn.RNNBase:
@@ -165,3 +167,10 @@ class CVAE(nn.Module):
         z, tense = z.to(self.device), tense.to(self.device)
         emitted = self.decoder.greedy(z, self.cond(tense), max_length or self.cfg.max_length)
         return [decode_indices(row) for row in emitted.tolist()]
+
+
+def convert(model: CVAE, pairs: Sequence[Pair]) -> list[str]:
+    """Greedy conversions decoded from the encoder's mean (no sampling)."""
+    batch = make_batch([p.source for p in pairs])
+    mu, _ = model.encode(batch.chars, batch.lengths, torch.tensor([p.src for p in pairs]))
+    return model.generate(mu, torch.tensor([p.tgt for p in pairs]))

@@ -1,6 +1,6 @@
 """How checkpoints, runs and configurations are judged: the objectives and the statuses, defined once.
 
-Everything that ranks (checkpoint choice in ``cvae.train``, Optuna's trial values, the report's leaderboard and
+Everything that ranks (checkpoint choice in ``cvae.trainer``, Optuna's trial values, the report's leaderboard and
 closing table, ``studies.best``) and everything that names what happened to a run imports this module.
 
 Why the objectives use a *distinct-row* Gaussian figure. The lab's Gaussian score counts a draw as a hit when its
@@ -109,7 +109,7 @@ def checkpoint_status(metrics: Mapping[str, float]) -> str:
 
 
 def run_status(*, status: str, metrics: Mapping[str, float]) -> str:
-    """Status of a finished ``cvae.train.fit`` run: its own ending (diverged, collapsed or unstable when a detector
+    """Status of a finished ``cvae.trainer.fit`` run: its own ending (diverged, collapsed or unstable when a detector
     stopped it) or, for a run that trained on, its checkpoint's status; ``failed`` without a checkpoint."""
     if status in ("diverged", "collapsed", "unstable"):
         return status

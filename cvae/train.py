@@ -1,489 +1,118 @@
-"""Training: ``fit(config, callbacks=...) -> TrainResult``, with divergence detection and checkpoint choice.
-
-A run whose loss or gradients become non-finite stops at once and returns status ``diverged`` with the step
-and the cause. Every ``eval_every`` epochs the callbacks get an EpochRecord with namespaced figures.
-"""
+"""`python -m cvae.train SPEC [--set k=v ...]`: train one experiment with a progress display (no MLflow)."""
 
 from __future__ import annotations
 
-import collections
-import math
-import random
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import argparse
+import sys
+from pathlib import Path
 
-import torch
-from torch import nn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from cvae.config import ExperimentConfig
-from cvae.device import describe, resolve_device
-from cvae.data import (PAD, TENSES, Pair, make_batch, read_pairs, read_train, training_examples,
-                       validation_pairs)
-from cvae.metrics import (active_units, gaussian_generations, gaussian_score, gaussian_unique, kl_per_dim,
-                          mean_bleu4, mutual_information)
-from cvae.model import CVAE
-from cvae.schedules import kl_warmup_epochs, kl_weight, lr_factor, teacher_forcing_ratio
-from cvae.scoring import SELECT_BLEU, SELECT_GAUSSIAN, checkpoint_values, epoch_health
+from cvae.checkpoint import save_checkpoint
+from cvae.config import ArgumentParser, ConfigError, check_output, load_config
+from cvae.data import Data, DataError
+from cvae.device import resolve_device
+from cvae.scoring import run_status
+from cvae.trainer import TRACE_KEYS, EpochRecord, TrainResult, fit
 
-MI_BATCH = 512
-"""Words (a fixed, seeded subset) on which mutual information is estimated."""
-N_SAMPLES = 20
-"""Gaussian generations kept in a result's samples."""
-BUCKET_POOL = 32
-"""With bucketing, each run of this many batches' worth of shuffled words is sorted by length before batching."""
-TRACE_HEAD = 200
-"""Optimizer steps at the start of every run whose per-step figures are kept (the explosion plot's clipped twin)."""
-TRACE_TAIL = 5000
-"""Latest optimizer steps kept for a run that diverges: its trace up to the non-finite step (from the start when
-it diverged within TRACE_HEAD + TRACE_TAIL steps)."""
-TRACE_KEYS = ("loss", "kl", "grad_norm", "grad_norm_encoder", "grad_norm_decoder", "logvar_absmax")
-"""Per-step figures of a trace: loss and KL of the batch, pre-clip gradient norms, largest |log-variance|."""
+SHOWN = ("train/loss", "train/kl", "train/grad_norm_max", "val/bleu4", "val/gaussian", "val/active_units")
 
 
-@dataclass
-class EpochRecord:
-    """What the callbacks see after an evaluated epoch (1-based ``epoch``; ``step`` = optimizer steps so far)."""
-
-    epoch: int
-    step: int
-    metrics: dict[str, float]
-    kl_per_dim: list[float] = field(default_factory=list)
-
-
-Callback = Callable[[EpochRecord], bool | None]
-"""Called after every evaluated epoch; returning True stops training (status ``stopped``)."""
-Progress = Callable[[int, int, int], None]
-"""progress(epoch (0-based), steps done in the epoch, steps per epoch): called about 50 times an epoch."""
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = ArgumentParser(prog="python -m cvae.train", description=__doc__)
+    parser.add_argument("spec", help="experiment YAML, as a path or a name under experiments/")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+    parser.add_argument("--save", type=Path, metavar="PATH", help="write the chosen checkpoint here")
+    return parser.parse_args(argv)
 
 
-@dataclass
-class TrainResult:
-    """Outcome of one run; ``metrics`` are the figures of the chosen checkpoint (``best_epoch``)."""
-
-    status: str  # "ok" | "diverged" | "stopped" (a callback) | "collapsed" | "unstable" (the detector)
-    config: ExperimentConfig
-    best_epoch: int | None
-    metrics: dict[str, float]
-    history: list[EpochRecord]
-    state_dict: dict[str, torch.Tensor] | None
-    samples: dict[str, Any]
-    steps: int
-    wall_time_s: float
-    diverged_step: int | None = None
-    divergence_cause: str | None = None
-    grad_norm_max: float | None = None  # largest finite pre-clip global grad norm of the run, every step counted
-    epochs_done: int = 0  # epochs trained to the end (a diverged epoch does not count)
-    stopped_epoch: int | None = None  # the epoch at which the collapse detector stopped the run
-    trace: list[dict[str, float]] = field(default_factory=list)  # per-step figures (TRACE_KEYS and "step")
-    nonfinite: str | None = None  # the first tensor found non-finite in a diverged run
-    device: str = "cpu"  # where it trained (``cvae.device.describe``)
+def _figures(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{key.split('/')[1]}={metrics[key]:.3g}" for key in SHOWN if key in metrics)
 
 
-@dataclass
-class Data:
-    """Everything a run reads from disk, loaded once."""
-
-    rows: list[tuple[str, ...]]
-    words: list[str]
-    tenses: torch.Tensor  # (N,)
-    test: list[Pair]
-    heldout: list[Pair] | None
-    val: list[Pair]
-
-    @classmethod
-    def load(cls, config: ExperimentConfig) -> "Data":
-        cfg = config.data
-        rows = read_train(cfg.resolve("train"))
-        if cfg.max_verbs is not None:
-            rows = rows[: cfg.max_verbs]
-        words, tenses = training_examples(rows)
-        heldout_path = cfg.resolve("heldout")
-        return cls(rows=rows, words=words, tenses=torch.tensor(tenses), test=read_pairs(cfg.resolve("test")),
-                   heldout=read_pairs(heldout_path) if heldout_path is not None else None,
-                   val=validation_pairs(rows, n=cfg.val_pairs, seed=config.train.eval_seed))
+TRACE_ROWS = 12
+"""Steps of a diverged run's trace printed: the last ones before the non-finite step, and the first."""
 
 
-class _Diverged(Exception):
-    def __init__(self, step: int, cause: str, tensor: str | None = None) -> None:
-        super().__init__(cause)
-        self.step, self.cause, self.tensor = step, cause, tensor
+def explain_divergence(out: Console, result: TrainResult) -> None:
+    """Why a run diverged: the step, the cause, the first non-finite tensor and the per-step trace up to it."""
+    out.print(f"[red]diverged[/] at step {result.diverged_step}: {result.divergence_cause}")
+    if result.nonfinite:
+        out.print(f"first non-finite tensor: {result.nonfinite}")
+    trace = result.trace
+    if not trace:
+        return
+    table = Table(title="the steps before it (pre-clip gradient norms; loss and KL of the batch)")
+    table.add_column("step", justify="right")
+    for key in TRACE_KEYS:
+        table.add_column(key.replace("_", " "), justify="right")
+    shown = trace if len(trace) <= TRACE_ROWS else [trace[0], *trace[-(TRACE_ROWS - 1):]]
+    for i, point in enumerate(shown):
+        if i == 1 and len(trace) > TRACE_ROWS:
+            table.add_row("…", *["" for _ in TRACE_KEYS])
+        table.add_row(str(int(point["step"])), *[f"{point[k]:.3g}" if k in point else "" for k in TRACE_KEYS])
+    out.print(table)
+    out.print("Clipping the gradients (optim.clip_norm) or a lower learning rate (optim.lr) usually prevents it.")
 
 
-def _first_nonfinite(named: Sequence[tuple[str, torch.Tensor | None]]) -> str | None:
-    """Name of the first tensor of ``named`` holding a non-finite value (None if all are finite)."""
-    for name, tensor in named:
-        if tensor is not None and not bool(torch.isfinite(tensor).all()):
-            return name
-    return None
-
-
-def make_optimizer(config: ExperimentConfig, params) -> torch.optim.Optimizer:
-    cfg = config.optim
-    if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def convert(model: CVAE, pairs: Sequence[Pair]) -> list[str]:
-    """Greedy conversions decoded from the encoder's mean (no sampling)."""
-    batch = make_batch([p.source for p in pairs])
-    mu, _ = model.encode(batch.chars, batch.lengths, torch.tensor([p.src for p in pairs]))
-    return model.generate(mu, torch.tensor([p.tgt for p in pairs]))
-
-
-@dataclass
-class Terms:
-    """One batch's loss and what it is made of (reconstruction and KL per word, summed over chars/dims)."""
-
-    loss: torch.Tensor
-    recon: torch.Tensor
-    kl: torch.Tensor
-    mu: torch.Tensor  # (B, L)
-    logvar: torch.Tensor  # (B, L)
-    logits: torch.Tensor  # (B, T+1, V)
-
-    def first_nonfinite(self) -> str | None:
-        """The first of the forward pass's tensors, in computation order, holding a non-finite value."""
-        return _first_nonfinite([("encoder mean", self.mu), ("encoder log-variance", self.logvar),
-                                 ("decoder logits", self.logits), ("reconstruction loss", self.recon),
-                                 ("KL", self.kl), ("loss", self.loss)])
-
-
-def loss_terms(model: CVAE, chars, lengths, targets, tense, target_tense, *, teacher_forcing: bool, beta: float,
-               free_bits: float) -> Terms:
-    """The loss of one batch: reconstruction + beta * KL (each dimension's KL floored at ``free_bits``)."""
-    logits, mu, logvar = model(chars, lengths, targets, tense, target_tense=target_tense,
-                               teacher_forcing=teacher_forcing)  # (B, T+1, V), (B, L)
-    recon = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
-                                        reduction="sum") / chars.shape[0]
-    kl_dims = kl_per_dim(mu, logvar)  # (L,)
-    kl = kl_dims.sum()
-    kl_term = kl_dims.clamp(min=free_bits).sum() if free_bits > 0 else kl
-    return Terms(loss=recon + beta * kl_term, recon=recon, kl=kl, mu=mu, logvar=logvar, logits=logits)
-
-
-def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-
-
-class Trainer:
-    """One run's state; ``fit`` is the public entry point."""
-
-    def __init__(self, config: ExperimentConfig, data: Data) -> None:
-        self.config, self.data = config, data
-        self.device = resolve_device(config.train.device)
-        self.model = CVAE(config.model).to(self.device)
-        self.optimizer = make_optimizer(config, self.model.parameters())
-        self.groups = {"encoder": list(self.model.encoder.parameters()) + list(self.model.cond.parameters()),
-                       "decoder": list(self.model.decoder.parameters())}
-        self.params = [p for group in self.groups.values() for p in group]
-        whole = make_batch(data.words)
-        # the words live on the device for the whole run (batches are gathered there); lengths and tenses stay on
-        # the CPU too, for batching, widths and packing without a device round trip
-        self.lengths = whole.lengths
-        self.chars, self.targets = whole.chars.to(self.device), whole.targets.to(self.device)
-        self.tenses = data.tenses.to(self.device)
-        self.step = 0
-        self.grad_norm_max: float | None = None
-        self.trace_head: list[dict[str, float]] = []
-        self.trace_tail: collections.deque[dict[str, float]] = collections.deque(maxlen=TRACE_TAIL)
-        gen = torch.Generator().manual_seed(config.train.eval_seed)
-        self.mi_index = torch.randperm(len(data.words), generator=gen)[:MI_BATCH].to(self.device)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.data.words) / self.config.train.batch_size)
-
-    def batches(self) -> list[torch.Tensor]:
-        """This epoch's batches of word indices: shuffled; with bucketing, words of similar length together."""
-        cfg = self.config.train
-        order = torch.randperm(len(self.data.words))
-        if not cfg.bucket or cfg.batch_size == 1:
-            return list(order.split(cfg.batch_size))
-        pool = cfg.batch_size * BUCKET_POOL
-        batches: list[torch.Tensor] = []
-        for start in range(0, len(order), pool):
-            chunk = order[start:start + pool]
-            batches.extend(chunk[torch.argsort(self.lengths[chunk], stable=True)].split(cfg.batch_size))
-        return [batches[i] for i in torch.randperm(len(batches)).tolist()]
-
-    def target_indices(self, idx: torch.Tensor) -> torch.Tensor:
-        """Words the decoder must produce for the encoded words ``idx``: themselves, or with ``cross_tense``
-        the same verb's form in a tense drawn uniformly (words of row r sit at 4r .. 4r+3)."""
-        if not self.config.train.cross_tense:
-            return idx
-        return idx - self.data.tenses[idx] + torch.randint(len(TENSES), idx.shape)
-
-    def train_epoch(self, epoch: int, progress: Progress | None = None) -> dict[str, float]:
-        cfg = self.config
-        self.model.train()
-        tf = teacher_forcing_ratio(cfg.teacher_forcing, epoch=epoch)
-        totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "kl_weight": 0.0}
-        norms: dict[str, list[float]] = {"global": [], "encoder": [], "decoder": []}
-        started = time.perf_counter()
-        n_steps = 0
-        every = max(1, self.steps_per_epoch // 50)
-        codes = self.codes() if cfg.train.prior_fill > 0 else None
-        for idx in self.batches():
-            lengths = self.lengths[idx]
-            width = int(lengths.max())
-            beta = kl_weight(cfg.kl, epoch=epoch, step=self.step, epochs=cfg.train.epochs,
-                             steps_per_epoch=self.steps_per_epoch)
-            forced = bool(torch.rand(()) < tf)  # teacher forcing is decided once per step, as in the seed
-            target_idx = self.target_indices(idx)
-            target_width = int(self.lengths[target_idx].max()) + 1
-            src, tgt = idx.to(self.device), target_idx.to(self.device)
-            terms = loss_terms(self.model, self.chars[src, :width], lengths, self.targets[tgt, :target_width],
-                               self.tenses[src], self.tenses[tgt], teacher_forcing=forced, beta=beta,
-                               free_bits=cfg.kl.free_bits)
-            loss, recon, kl = terms.loss, terms.recon, terms.kl
-            if codes is not None:
-                loss = loss + cfg.train.prior_fill * self.prior_fill_loss(codes, batch=len(idx))
-            self.step += 1
-            figures = torch.stack([loss, recon, kl, terms.logvar.abs().max()]).detach().tolist()  # one sync
-            point = {"step": float(self.step), "loss": figures[0], "kl": figures[2], "logvar_absmax": figures[3]}
-            if not math.isfinite(figures[0]):
-                self._keep(point)
-                raise _Diverged(self.step, f"non-finite loss ({point['loss']}) at epoch {epoch + 1}",
-                                terms.first_nonfinite())
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            module_norms = {name: _grad_norm(group) for name, group in self.groups.items()}
-            total = torch.linalg.vector_norm(torch.stack(list(module_norms.values())))
-            values = torch.stack([total, *module_norms.values()]).tolist()  # one sync
-            point.update(grad_norm=values[0], **{f"grad_norm_{k}": v for k, v in zip(module_norms, values[1:])})
-            self._keep(point)
-            if not math.isfinite(values[0]):
-                bad = [name for name, v in zip(module_norms, values[1:]) if not math.isfinite(v)]
-                named = [(name, p.grad) for name, p in self.model.named_parameters() if p.grad is not None]
-                tensor = _first_nonfinite([(f"gradient of {name}", grad) for name, grad in named])
-                if tensor is None:  # every gradient finite, but their squares overflowed the norm
-                    name, grad = max(named, key=lambda item: float(item[1].abs().max()))
-                    tensor = (f"none (the norm overflowed); largest gradient: {name}, "
-                              f"|g| up to {float(grad.abs().max()):.3g}")
-                raise _Diverged(self.step, f"non-finite gradient in {'+'.join(bad)} at epoch {epoch + 1}", tensor)
-            if cfg.optim.clip_norm is not None:
-                torch.nn.utils.clip_grads_with_norm_(self.params, cfg.optim.clip_norm, total)
-            factor = lr_factor(cfg.optim, step=self.step - 1, total_steps=cfg.train.epochs * self.steps_per_epoch)
-            for group in self.optimizer.param_groups:
-                group["lr"] = cfg.optim.lr * factor
-            self.optimizer.step()
-            norms["global"].append(values[0])
-            self.grad_norm_max = max(values[0], self.grad_norm_max or 0.0)
-            for name, value in zip(module_norms, values[1:]):
-                norms[name].append(value)
-            totals["loss"] += figures[0]
-            totals["recon"] += figures[1]
-            totals["kl"] += figures[2]
-            totals["kl_weight"] += beta
-            n_steps += 1
-            if progress is not None and n_steps % every == 0:
-                progress(epoch, n_steps, self.steps_per_epoch)
-        elapsed = time.perf_counter() - started
-        record = {f"train/{k}": v / n_steps for k, v in totals.items()}
-        record["train/tf_ratio"] = tf
-        record["train/lr"] = self.optimizer.param_groups[0]["lr"]
-        record["train/grad_norm_mean"] = sum(norms["global"]) / n_steps
-        record["train/grad_norm_max"] = max(norms["global"])
-        for name in ("encoder", "decoder"):
-            record[f"train/grad_norm_{name}_mean"] = sum(norms[name]) / n_steps
-            record[f"train/grad_norm_{name}_max"] = max(norms[name])
-        record["train/words_per_s"] = len(self.data.words) / elapsed
-        record["train/epoch_time_s"] = elapsed
-        return record
-
-    @torch.no_grad()
-    def codes(self) -> torch.Tensor:
-        """Posterior means (N, L) of every training word under the current weights (eval mode)."""
-        self.model.eval()
-        mu, _ = self.model.encode(self.chars, self.lengths, self.tenses)
-        self.model.train()
-        return mu
-
-    def prior_fill_loss(self, codes: torch.Tensor, *, batch: int) -> torch.Tensor:
-        """Reconstruction loss (per word) of ``batch`` prior draws, each decoded as the verb of its nearest code
-        in a drawn tense (``train.prior_fill``)."""
-        z = torch.randn(batch, self.config.model.latent_size, device=self.device)
-        nearest = torch.cdist(z, codes).argmin(dim=1).cpu()  # (batch,) word indices
-        target_idx = nearest - self.data.tenses[nearest] + torch.randint(len(TENSES), nearest.shape)
-        width = int(self.lengths[target_idx].max()) + 1
-        tgt = target_idx.to(self.device)
-        targets = self.targets[tgt, :width]
-        logits = self.model.decoder(z, self.model.cond(self.tenses[tgt]), targets)
-        return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
-                                           reduction="sum") / batch
-
-    def _keep(self, point: dict[str, float]) -> None:
-        """Keep one step's figures: the first TRACE_HEAD steps always, the latest TRACE_TAIL for a divergence."""
-        (self.trace_head if len(self.trace_head) < TRACE_HEAD else self.trace_tail).append(point)
-
-    def trace(self, *, diverged: bool) -> list[dict[str, float]]:
-        """Per-step figures: the run's first steps, and for a diverged run every kept step up to the last."""
-        return [*self.trace_head, *self.trace_tail] if diverged else list(self.trace_head)
-
-    def selection_figures(self, reported: dict[str, float]) -> dict[str, float]:
-        """Figures the checkpoint is chosen on, kept apart from the reported ones: BLEU-4 on the validation
-        pairs, Gaussian score on another noise draw. Without validation pairs the reported figures are used."""
-        cfg = self.config
-        if not self.data.val:
-            return {SELECT_BLEU: reported["val/bleu4"], SELECT_GAUSSIAN: reported["val/gaussian_unique"]}
-        predictions = convert(self.model, self.data.val)
-        generations = gaussian_generations(self.model.generate, n=cfg.train.select_samples,
-                                           latent_size=cfg.model.latent_size, seed=cfg.train.eval_seed + 1)
-        return {SELECT_BLEU: mean_bleu4(predictions, [p.target for p in self.data.val]),
-                SELECT_GAUSSIAN: gaussian_unique(generations, self.data.rows)}
-
-    @torch.no_grad()
-    def evaluate(self) -> tuple[dict[str, float], list[float], dict[str, Any]]:
-        """Test/heldout BLEU-4, Gaussian score and latent diagnostics of the current weights."""
-        cfg = self.config
-        self.model.eval()
-        mu, logvar = self.model.encode(self.chars, self.lengths, self.tenses)  # (N, L)
-        dims = kl_per_dim(mu, logvar)
-        predictions = convert(self.model, self.data.test)
-        generations = gaussian_generations(self.model.generate, n=cfg.train.gaussian_samples,
-                                           latent_size=cfg.model.latent_size, seed=cfg.train.eval_seed)
-        metrics = {
-            "val/bleu4": mean_bleu4(predictions, [p.target for p in self.data.test]),
-            "val/gaussian": gaussian_score(generations, self.data.rows),
-            "val/gaussian_unique": gaussian_unique(generations, self.data.rows),
-            "val/kl": float(dims.sum()),
-            "val/logvar_absmax": float(logvar.abs().max()),
-            "val/active_units": float(active_units(mu)),
-            "val/mutual_info": mutual_information(mu[self.mi_index], logvar[self.mi_index], seed=cfg.train.eval_seed),
-        }
-        if self.data.heldout:
-            heldout = convert(self.model, self.data.heldout)
-            metrics["val/heldout_bleu4"] = mean_bleu4(heldout, [p.target for p in self.data.heldout])
-        metrics.update(self.selection_figures(metrics))
-        samples = {
-            "test": [{"source": p.source, "target": p.target, "prediction": pred, "from": p.src, "to": p.tgt}
-                     for p, pred in zip(self.data.test, predictions)],
-            "gaussian": [list(g) for g in generations[:N_SAMPLES]],
-        }
-        return metrics, dims.tolist(), samples
-
-
-def selection_score(select: str, metrics: dict[str, float], epoch: int) -> float:
-    """The checkpoint criterion's value (higher is better), from the `select/*` figures (``cvae.scoring``)."""
-    if select == "last":
-        return float(epoch)
-    return checkpoint_values(metrics, objective=select)[0]
-
-
-@dataclass
-class Checkpoint:
-    """The best evaluated epoch so far: its criterion value, figures, weights and samples."""
-
-    score: float
-    epoch: int
-    metrics: dict[str, float]
-    state: dict[str, torch.Tensor]
-    samples: dict[str, Any]
-
-
-class Selection:
-    """Checkpoint choice: the epoch maximising the criterion among healthy epochs (``cvae.scoring.epoch_health``);
-    an epoch whose posterior collapsed or overflowed is chosen only when no healthy epoch exists."""
-
-    def __init__(self, select: str) -> None:
-        self.select = select
-        self.best: dict[bool, Checkpoint | None] = {True: None, False: None}  # healthy? -> best
-
-    def offer(self, record: EpochRecord, model: CVAE, samples: dict[str, Any]) -> None:
-        healthy = self.select == "last" or epoch_health(record.metrics) == "ok"  # `last` means the last
-        score = selection_score(self.select, record.metrics, record.epoch)
-        current = self.best[healthy]
-        if current is None or score > current.score:
-            self.best[healthy] = Checkpoint(score=score, epoch=record.epoch, metrics=dict(record.metrics),
-                                            state={name: tensor.detach().to("cpu", copy=True)
-                                                   for name, tensor in model.state_dict().items()},
-                                            samples=samples)
-
-    @property
-    def chosen(self) -> Checkpoint | None:
-        return self.best[True] or self.best[False]
-
-
-class CollapseDetector:
-    """Stops a run after ``patience`` consecutive evaluated epochs past the KL warm-up whose latent collapsed, or
-    whose latent overflowed (any epoch): -> the status (`collapsed` / `unstable`) to stop with, else None."""
-
-    def __init__(self, config: ExperimentConfig, *, steps_per_epoch: int) -> None:
-        self.patience = config.train.collapse_patience
-        self.warmup = kl_warmup_epochs(config.kl, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
-        self.streak: tuple[str, int] = ("ok", 0)
-
-    def __call__(self, record: EpochRecord) -> str | None:
-        if self.patience is None:
-            return None
-        health = epoch_health(record.metrics)
-        if health == "collapsed" and record.epoch <= self.warmup:
-            health = "ok"  # a posterior may sit near the prior while the KL weight is still ramping
-        kind, count = self.streak
-        self.streak = (health, count + 1 if health == kind else 1)
-        return health if health != "ok" and self.streak[1] >= self.patience else None
-
-
-def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: Data | None = None,
-        progress: Progress | None = None) -> TrainResult:
-    """Train one experiment; returns the chosen checkpoint's figures and weights (never raises on divergence).
-
-    ``data`` defaults to the files named in ``config.data``; ``progress`` is told how far each epoch has got.
-    """
-    torch.set_num_threads(config.train.num_threads)
-    seed_everything(config.train.seed)
-    data = data or Data.load(config)
-    trainer = Trainer(config, data)
-    cfg = config.train
-    history: list[EpochRecord] = []
-    selection = Selection(cfg.select)
-    detector = CollapseDetector(config, steps_per_epoch=trainer.steps_per_epoch)
-    status, diverged, stopped_epoch = "ok", None, None
-    epochs_done = 0
-    started = time.perf_counter()
-    for epoch in range(cfg.epochs):
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        config = load_config(args.spec, overrides=args.overrides)
         try:
-            train_figures = trainer.train_epoch(epoch, progress)
-        except _Diverged as exc:
-            status, diverged = "diverged", exc
-            break
-        epochs_done = epoch + 1
-        if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
-            continue
-        val_figures, dims, samples = trainer.evaluate()
-        record = EpochRecord(epoch=epoch + 1, step=trainer.step, metrics={**train_figures, **val_figures},
-                             kl_per_dim=dims)
-        history.append(record)
-        selection.offer(record, trainer.model, samples)
-        if any(callback(record) for callback in callbacks):
-            status = "stopped"
-            break
-        if (verdict := detector(record)) is not None:
-            status, stopped_epoch = verdict, record.epoch
-            break
-    chosen = selection.chosen
-    return TrainResult(status=status, config=config, best_epoch=chosen.epoch if chosen else None,
-                       metrics=chosen.metrics if chosen else {}, history=history,
-                       state_dict=chosen.state if chosen else None, samples=chosen.samples if chosen else {},
-                       steps=trainer.step, wall_time_s=time.perf_counter() - started,
-                       diverged_step=diverged.step if diverged else None,
-                       divergence_cause=diverged.cause if diverged else None, grad_norm_max=trainer.grad_norm_max,
-                       epochs_done=epochs_done, stopped_epoch=stopped_epoch,
-                       trace=trainer.trace(diverged=diverged is not None),
-                       nonfinite=diverged.tensor if diverged else None, device=describe(trainer.device))
+            resolve_device(config.train.device)
+        except ConfigError as exc:
+            raise ConfigError(f"{args.spec}: {exc}") from None
+        if args.save is not None:  # before minutes of training, not after
+            check_output(args.save, flag="--save")
+        data = Data.load(config)
+    except (ConfigError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[figures]}"))
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(config.name, total=config.train.epochs, figures="")
+
+        def on_step(epoch: int, done: int, total: int) -> None:
+            bar.update(task, completed=epoch + done / total)
+
+        def on_epoch(record: EpochRecord) -> None:
+            bar.update(task, completed=record.epoch, figures=_figures(record.metrics))
+            if not console.is_terminal:
+                print(f"epoch {record.epoch}: {_figures(record.metrics)}", file=sys.stderr, flush=True)
+
+        result = fit(config, callbacks=[on_epoch], data=data, progress=on_step)
+    out = Console()
+    if result.status == "diverged":
+        explain_divergence(out, result)
+    elif result.stopped_epoch is not None:
+        out.print(f"[yellow]stopped at epoch {result.stopped_epoch}[/]: the posterior {result.status} "
+                  f"(train.collapse_patience={config.train.collapse_patience} evaluated epochs in a row)")
+    if result.best_epoch is None:
+        out.print("no checkpoint was evaluated (the run stopped before its first evaluation)")
+        return 0
+    table = Table(title=f"{config.name}: checkpoint of epoch {result.best_epoch} (criterion {config.train.select})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in result.metrics.items():
+        if key.startswith("val/"):
+            table.add_row(key, f"{value:.4f}")
+    table.add_row("status", run_status(status=result.status, metrics=result.metrics))
+    table.add_row("wall time (s)", f"{result.wall_time_s:.1f}")
+    table.add_row("device", result.device)
+    out.print(table)
+    out.print("BLEU-4 is greedy decoding from the encoder's mean; the Gaussian score decodes 100 prior draws.")
+    if args.save:
+        save_checkpoint(args.save, state_dict=result.state_dict, config=config, metrics=result.metrics,
+                        epoch=result.best_epoch)
+        out.print(f"checkpoint written to {args.save}")
+    return 0
 
 
 if __name__ == "__main__":
-    from cvae.cli import main
-
     raise SystemExit(main())

@@ -382,7 +382,7 @@ def _scalar(value: Any) -> str:
 def check_data(spec: Spec) -> None:
     """Load the data of the base config (and of searched data choices) once: a missing file is a ConfigError."""
     from cvae.data import DataError  # torch-importing modules stay out of spec parsing
-    from cvae.train import Data
+    from cvae.data import Data
 
     configs = [spec.base]
     for sets in (sets for dim in spec.space for sets in dim.sets if any(k.startswith("data.") for k in sets)):

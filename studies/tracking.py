@@ -30,7 +30,7 @@ from cvae.config import ConfigError, ExperimentConfig, dump_config
 from studies.secrets import redact, scrub
 
 if TYPE_CHECKING:  # the readers (report, best, study) import this module: no torch for them
-    from cvae.train import EpochRecord, TrainResult
+    from cvae.trainer import EpochRecord, TrainResult
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 """Relative to the working directory: run from the project root, a bare `mlflow ui` there shows the study."""

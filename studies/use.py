@@ -26,7 +26,7 @@ from cvae.device import resolve_device
 from cvae.data import LETTERS, TENSES, Pair
 from cvae.metrics import gaussian_generations
 from cvae.model import CVAE
-from cvae.train import convert
+from cvae.model import convert
 from studies.best import find_best
 from studies.results import ReportError, open_client
 from studies.secrets import hide_secrets

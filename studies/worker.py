@@ -1,4 +1,4 @@
-"""A worker process: claims trials, trains each with ``cvae.train.fit``, records it in Optuna and MLflow.
+"""A worker process: claims trials, trains each with ``cvae.trainer.fit``, records it in Optuna and MLflow.
 
 ``settle`` is the one place that decides a trial's Optuna state (COMPLETE / PRUNED / FAIL) and its status.
 Progress goes to the parent as small dicts over this worker's own pipe (``event``: start, epoch, end).
@@ -29,7 +29,8 @@ from optuna.trial import TrialState
 from cvae.config import ExperimentConfig
 from cvae.device import describe, resolve_device
 from cvae.scoring import checkpoint_values, run_status
-from cvae.train import Data, EpochRecord, TrainResult, fit
+from cvae.data import Data
+from cvae.trainer import EpochRecord, TrainResult, fit
 from studies import secrets, tracking
 from studies.labels import run_name
 from studies.spec import Spec, block_names, config_key

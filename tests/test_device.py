@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvae import cli, device
+from cvae import device, train
 from cvae.checkpoint import load_checkpoint, save_checkpoint
 from cvae.config import ConfigError
 from cvae.device import assign_gpus, resolve_device
 from cvae.model import CVAE
-from cvae.train import fit
+from cvae.trainer import fit
 from studies import run, use
 from tests.conftest import ROOT, tiny_config
 
@@ -56,10 +56,10 @@ def _one_line(err: str) -> str:
 
 def test_cvae_train_refuses_cuda_before_training_or_saving(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(cli, "fit", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained"))
     monkeypatch.chdir(tmp_path)
     save = tmp_path / "out" / "model.pt"
-    code = cli.main([str(ROOT / "experiments" / "baseline.yaml"), "--set", "train.device=cuda", "--save", str(save)])
+    code = train.main([str(ROOT / "experiments" / "baseline.yaml"), "--set", "train.device=cuda", "--save", str(save)])
     line = _one_line(capsys.readouterr().err)
     assert code == 2 and "baseline.yaml" in line and "key train.device" in line
     assert sorted(tmp_path.iterdir()) == []

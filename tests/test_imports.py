@@ -25,7 +25,12 @@ def test_readers_do_not_import_torch(module):
     assert "torch" not in modules and "nltk" not in modules
 
 
-@pytest.mark.parametrize("module", ["cvae.train", "cvae.scoring", "cvae.config"])
+@pytest.mark.parametrize("module", ["cvae.trainer", "cvae.scoring", "cvae.config"])
 def test_the_library_does_not_import_mlflow_or_optuna(module):
     modules = imported(module)
     assert "mlflow" not in modules and "optuna" not in modules
+
+
+def test_the_training_library_does_not_import_its_command_line():
+    """`python -m cvae.train` runs the command-line module once: the library it calls never imports it back."""
+    assert "cvae.train" not in imported("cvae.trainer")

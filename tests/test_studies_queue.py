@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from cvae.train import TrainResult
+from cvae.trainer import TrainResult
 from studies.spec import SEED_KEY, load_spec
 from studies.study import claim, is_done, open_storage, open_study, pending, prepare, trial_params
 from studies.worker import settle

@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 from mlflow import MlflowClient
 
-from cvae.train import EpochRecord
+from cvae.trainer import EpochRecord
 from studies import tracking, worker
 from studies.spec import load_spec
 from studies.study import open_storage, open_study, prepare

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from cvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from cvae.train import convert, fit
+from cvae.model import convert
+from cvae.trainer import fit
 
 from tests.conftest import ROOT, tiny_config
 
@@ -71,7 +72,7 @@ def test_checkpoint_roundtrip_and_corruption(tmp_path):
                            metrics=result.metrics, epoch=result.best_epoch)
     model, loaded, payload = load_checkpoint(path)
     assert loaded == cfg and payload["epoch"] == 1
-    from cvae.train import Data
+    from cvae.data import Data
     data = Data.load(cfg)
     assert convert(model, data.test) == [s["prediction"] for s in result.samples["test"]]
     path.write_bytes(path.read_bytes()[:100])
@@ -96,7 +97,8 @@ def test_cli_trains_and_refuses_bad_input(tmp_path):
 
 
 def test_cross_tense_targets_are_the_same_verb_in_another_tense():
-    from cvae.train import Data, Trainer
+    from cvae.data import Data
+    from cvae.trainer import Trainer
     cfg = tiny_config(train={"cross_tense": True})
     trainer = Trainer(cfg, Data.load(cfg))
     idx = torch.arange(len(trainer.data.words))
@@ -107,7 +109,7 @@ def test_cross_tense_targets_are_the_same_verb_in_another_tense():
 
 
 def test_checkpoint_is_chosen_on_validation_figures_not_the_reported_ones():
-    from cvae.train import selection_score
+    from cvae.trainer import selection_score
     result = fit(tiny_config(data={"val_pairs": 20}, train={"epochs": 4}))
     scores = [selection_score("bleu4+gaussian", r.metrics, r.epoch) for r in result.history]
     assert result.best_epoch == 1 + scores.index(max(scores))
@@ -127,7 +129,7 @@ def test_a_diverged_run_keeps_its_trace_up_to_the_nonfinite_step_and_names_the_t
 
 
 def test_a_healthy_run_keeps_only_its_first_steps():
-    from cvae.train import TRACE_HEAD
+    from cvae.trainer import TRACE_HEAD
     result = fit(tiny_config(train={"epochs": 1}))
     assert 0 < len(result.trace) <= TRACE_HEAD and result.nonfinite is None
     keys = {"loss", "kl", "grad_norm", "grad_norm_encoder", "grad_norm_decoder", "logvar_absmax"}
@@ -174,7 +176,8 @@ def test_cli_explains_a_divergence(tmp_path):
 def test_prior_fill_trains_the_decoder_on_prior_draws_toward_the_nearest_verb(monkeypatch):
     from cvae import train as train_module
     from cvae.data import decode_indices
-    from cvae.train import Data, Trainer
+    from cvae.data import Data
+    from cvae.trainer import Trainer
 
     config = tiny_config(train={"prior_fill": 1.0})
     trainer = Trainer(config, Data.load(config))

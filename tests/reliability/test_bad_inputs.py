@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from cvae import cli
+from cvae import train as cvae_train
 from studies import best, report, run, use
 
 from .harness import ENV
@@ -38,7 +38,7 @@ from .harness import ENV
 pytestmark = pytest.mark.reliability
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
-COMMANDS = {"studies.run": run.main, "cvae.train": cli.main, "studies.best": best.main, "studies.report": report.main,
+COMMANDS = {"studies.run": run.main, "cvae.train": cvae_train.main, "studies.best": best.main, "studies.report": report.main,
             "studies.use": use.main}
 TAKES_SPEC = ("studies.run", "cvae.train")
 NAMES_KEY_OR_LINE = re.compile(r"key \S+|line \d+|\.txt:\d+: |\.txt: |--set '[^']+'|--[a-z][a-z-]+|argument \w+|"
@@ -154,7 +154,7 @@ def test_bad_input_is_one_line_and_exit_2_touching_nothing(case: Case, tmp_path:
                                                           request, corpus_before) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(run, "execute", _must_not_run)
-    monkeypatch.setattr(cli, "fit", _must_not_run)
+    monkeypatch.setattr(cvae_train, "fit", _must_not_run)
     if case.setup:
         make_setup(case, tmp_path, request.getfixturevalue("mlflow_template") if any(
             kind == "mlflow" for _, kind in case.setup) else Path())
