@@ -13,7 +13,6 @@ Labels and number formats are in ``studies.labels``.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import types
 from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
@@ -27,6 +26,7 @@ from pydantic import BaseModel
 from cvae.config import ConfigError, ExperimentConfig, flatten
 from cvae.scoring import FINISHED, objective_score as score_of, qualifies, rank
 from studies.labels import MAX_LEVELS, kl_labels, levels
+from studies.spec import params_key
 from studies.secrets import redact
 from studies.tracking import ROLE_FILTER, check_tracking_uri, probe_tracking_store, sqlite_file
 
@@ -132,7 +132,7 @@ def trials_frame(runs: list) -> pd.DataFrame:
         record: dict[str, Any] = {
             "run_id": run.info.run_id, "trial": _int(tags.get("optuna.trial_number")),
             "seed": _int(tags.get("cvae.seed", run.data.params.get("train.seed"))),
-            "config_key": tags.get("cvae.config_key") or _digest(run.data.params), "status": status,
+            "config_key": tags.get("cvae.config_key") or params_key(run.data.params), "status": status,
             "state": tags.get("optuna.state"), "diverged_step": _int(tags.get("cvae.diverged_step")),
             "divergence_cause": tags.get("cvae.divergence_cause"), "phase": tags.get("cvae.phase", "search"),
             "blocks": tags.get("cvae.blocks", ""),
@@ -172,11 +172,6 @@ def _int(value: Any) -> float | int:
         return int(value)
     except (TypeError, ValueError):
         return np.nan
-
-
-def _digest(params: dict[str, str]) -> str:
-    rest = sorted((k, v) for k, v in params.items() if k != "train.seed")
-    return hashlib.sha256(repr(rest).encode()).hexdigest()[:12]
 
 
 def param_types() -> dict[str, type]:

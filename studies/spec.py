@@ -24,6 +24,7 @@ import json
 import math
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -241,10 +242,15 @@ class Spec:
 
 
 def config_key(config: ExperimentConfig) -> str:
-    """12-hex digest of a config without its seed: the seeds of one configuration share it."""
-    tree = config.model_dump()
-    tree["train"].pop("seed")
-    return _digest(tree)[:12]
+    """12-hex digest of a config without its seed: the seeds of one configuration share it (`cvae.config_key`)."""
+    return params_key(config.flat())
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    """``config_key`` of a flat config, over its values as MLflow holds them (text): the same digest for a config,
+    for its MLflow params read back, and for a test's synthetic store."""
+    rest = sorted((key, str(value)) for key, value in params.items() if key != SEED_KEY)
+    return hashlib.sha256(repr(rest).encode()).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -7,9 +7,7 @@ compare what the report prints with what was logged.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 import random
 import time
@@ -21,6 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from cvae.config import ExperimentConfig
+from studies.spec import params_key
 from studies.tracking import BEST_KEYS
 
 STEP_KEYS: tuple[str, ...] = (
@@ -53,10 +52,8 @@ class SyntheticTrial:
         return config_key(self.params)
 
 
-def config_key(params: dict[str, Any]) -> str:
-    """12-hex digest of a flat config without `train.seed` (the contract's `cvae.config_key`)."""
-    rest = {k: v for k, v in params.items() if k != "train.seed"}
-    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
+config_key = params_key
+"""The contract's `cvae.config_key` of a flat config (``studies.spec.params_key``)."""
 
 
 def _curves(status: str, params: dict[str, Any], epochs: int, rng: random.Random,

@@ -246,3 +246,16 @@ def test_huge_grids_and_choice_lists_are_refused_fast(tmp_path: Path) -> None:
         message = error_of(spec)
         assert time.perf_counter() - start < 5, name
         assert "more than" in message, message
+
+
+def test_one_config_key_for_a_config_its_mlflow_params_and_other_seeds():
+    from cvae.config import ExperimentConfig
+    from studies.spec import config_key, params_key
+
+    config = ExperimentConfig()
+    as_logged = {key: str(value) for key, value in config.flat().items()}  # MLflow params are text
+    assert config_key(config) == params_key(as_logged)
+    other_seed = config.model_copy(update={"train": config.train.model_copy(update={"seed": 7})})
+    assert config_key(other_seed) == config_key(config)
+    other_lr = config.model_copy(update={"optim": config.optim.model_copy(update={"lr": 0.02})})
+    assert config_key(other_lr) != config_key(config)
