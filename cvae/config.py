@@ -487,7 +487,12 @@ def dump_config(config: ExperimentConfig) -> str:
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser with every argument error as ONE line on stderr, `PROG: error: MESSAGE (see --help)`,
-    and exit status 2, like every other bad input (argparse prints its usage block first); subcommands inherit it."""
+    and exit status 2, like every other bad input (argparse prints its usage block first); subcommands inherit it.
+    Flags must be given whole: `--tracking` is not taken for `--tracking-uri`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
