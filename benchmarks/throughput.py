@@ -21,7 +21,7 @@ import time
 import torch
 from torch import nn
 
-from cvae.config import ExperimentConfig, load_config
+from cvae.config import ExperimentConfig, add_set_argument, load_config
 from cvae.device import describe
 from cvae.data import EOS, SOS, encode_word
 from cvae.metrics import kl_per_dim
@@ -86,7 +86,7 @@ def trainer_words_per_s(config: ExperimentConfig, data: Data, *, seed: int,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="baseline.yaml", help="experiment whose model, data and batch size to use")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_argument(parser)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference-words", type=int, default=300, help="words per reference repeat")
     parser.add_argument("--gpu-batch", type=int, nargs="+", default=[64, 256, 1024], metavar="N",

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from cvae.config import load_config
+from cvae.config import add_set_argument, load_config
 from cvae.data import Data
 from cvae.trainer import EpochRecord, fit
 
@@ -28,7 +28,7 @@ BLEU_LINE, GAUSSIAN_LINE = 0.70, 0.30
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.time_to_quality", description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="baseline.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_argument(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--reference-words", type=int, default=300)
     args = parser.parse_args(argv)

@@ -498,6 +498,12 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
+def add_set_argument(parser: argparse.ArgumentParser, *, example: str = "optim.lr=0.01") -> None:
+    """The one `--set KEY=VALUE [KEY=VALUE ...]` option (repeatable) of every command that reads a spec."""
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help=f"override any key of the spec, e.g. --set {example} (repeatable; several after one --set)")
+
+
 def check_output(path: Path, *, flag: str, folder: bool = False) -> None:
     """Refuse, before anything runs, an output path that cannot be written: for a file (``folder=False``) an
     existing folder; for a folder an existing file; under a file; or in a folder where no file can be made (tried

@@ -84,11 +84,18 @@ def _lines(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
+def word_problem(word: str) -> str | None:
+    """Why ``word`` is not a word of the lab's alphabet (lower-case a-z), or None: the one check of a word, for the
+    data files and for the words a user types (``studies.use``)."""
+    if word and all(ch in LETTERS for ch in word):
+        return None
+    bad = next((ch for ch in word if ch not in LETTERS), "")
+    return f"word {short_repr(word)} has character {bad!r}; expected lower-case a-z only"
+
+
 def _check_word(path: Path, lineno: int, word: str) -> None:
-    if not word or any(ch not in LETTERS for ch in word):
-        bad = next((ch for ch in word if ch not in LETTERS), "")
-        raise DataError(f"{path}:{lineno}: word {short_repr(word)} has character {bad!r}; expected lower-case a-z "
-                        "only")
+    if (problem := word_problem(word)) is not None:
+        raise DataError(f"{path}:{lineno}: {problem}")
 
 
 def _tense(path: Path, lineno: int, name: str) -> int:

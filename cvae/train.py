@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cvae.checkpoint import save_checkpoint
-from cvae.config import ArgumentParser, ConfigError, check_output, load_config
+from cvae.config import ArgumentParser, ConfigError, add_set_argument, check_output, load_config
 from cvae.data import Data, DataError
 from cvae.device import resolve_device
 from cvae.scoring import run_status
@@ -23,8 +23,7 @@ SHOWN = ("train/loss", "train/kl", "train/grad_norm_max", "val/bleu4", "val/gaus
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(prog="python -m cvae.train", description=__doc__)
     parser.add_argument("spec", help="experiment YAML, as a path or a name under experiments/")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set optim.lr=0.01 (repeatable)")
+    add_set_argument(parser, example="optim.lr=0.01")
     parser.add_argument("--save", type=Path, metavar="PATH", help="write the chosen checkpoint here")
     return parser.parse_args(argv)
 

@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.live import Live
 
-from cvae.config import ArgumentParser, ConfigError, check_output
+from cvae.config import ArgumentParser, ConfigError, add_set_argument, check_output
 from cvae.device import assign_gpus
 from studies import secrets, tracking, worker
 from studies.display import Board, summary, ui_command
@@ -44,8 +44,7 @@ from studies.study import (FileLock, check_storage, default_journal, is_rdb, loc
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(prog="python -m studies.run", description=__doc__.splitlines()[0])
     parser.add_argument("spec", help="study spec YAML (as given, or under experiments/)")
-    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override any key of the spec, e.g. --set train.epochs=5 study.seeds=[0,1]")
+    add_set_argument(parser, example="train.epochs=5 study.seeds=[0,1]")
     parser.add_argument("--trials", type=int, help="number of configurations (study.trials)")
     parser.add_argument("--workers", type=int, help="worker processes (study.workers)")
     parser.add_argument("--study-name", help="study name (study.name; default: the spec's)")

@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from cvae.checkpoint import CheckpointError, load_checkpoint
 from cvae.config import ArgumentParser, ConfigError, ExperimentConfig
 from cvae.device import resolve_device
-from cvae.data import LETTERS, TENSES, Pair
+from cvae.data import TENSES, Pair, word_problem
 from cvae.metrics import gaussian_generations
 from cvae.model import CVAE
 from cvae.model import convert
@@ -66,9 +66,8 @@ def load_model(*, tracking_uri: str, run: str | None = None, checkpoint: str | P
 
 
 def check_word(word: str) -> str:
-    if not word or any(ch not in LETTERS for ch in word):
-        bad = next((ch for ch in word if ch not in LETTERS), "")
-        raise UseError(f"word {word!r} has character {bad!r}; expected lower-case a-z only")
+    if (problem := word_problem(word)) is not None:
+        raise UseError(problem)
     return word
 
 

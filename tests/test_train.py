@@ -174,7 +174,7 @@ def test_cli_explains_a_divergence(tmp_path):
 
 
 def test_prior_fill_trains_the_decoder_on_prior_draws_toward_the_nearest_verb(monkeypatch):
-    from cvae import train as train_module
+    from cvae import trainer as train_module
     from cvae.data import decode_indices
     from cvae.data import Data
     from cvae.trainer import Trainer
@@ -209,7 +209,7 @@ def test_prior_fill_is_off_by_default_and_a_run_with_it_trains():
 
 
 def test_checkpoint_choice_draws_its_own_number_of_noise_vectors(monkeypatch):
-    from cvae import train as train_module
+    from cvae import trainer as train_module
 
     drawn = []
     original = train_module.gaussian_generations
