@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             estimate = hit["epoch"] * len(data.words) / reference
             reached.append(hit["seconds"])
             print(f"seed {seed}: reached BLEU-4 {hit['bleu4']:.3f} / Gaussian (distinct) {hit['gaussian']:.2f} at "
-                  f"epoch {hit['epoch']:.0f} after {hit['seconds']:.1f} s; the seed-style loop would need ~{estimate:.0f} s"
+                  f"epoch {hit['epoch']:.0f} after {hit['seconds']:.1f} s; the seed-style loop would need "
+                  f"~{estimate:.0f} s"
                   f" for {hit['epoch']:.0f} epochs ({estimate / hit['seconds']:.0f}x)", flush=True)
         else:
             print(f"seed {seed}: not reached in {config.train.epochs} epochs "
