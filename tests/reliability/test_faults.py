@@ -350,8 +350,9 @@ def test_read_only_tracking_store_is_refused_before_any_training(tmp_path: Path,
     store.mkdir()
     cwd.mkdir()
     if existing:
-        with sqlite3.connect(store / "mlflow.db") as db:
+        with sqlite3.connect(store / "mlflow.db") as db:  # MLflow's own tables: a store it would write to
             db.execute("CREATE TABLE experiments (id INTEGER)")
+            db.execute("CREATE TABLE runs (id INTEGER)")
     before = {p.name: p.read_bytes() for p in store.iterdir()}
     proc = run_study(cwd, str(spec), "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}", timeout=90,
                      prefix=tuple(read_only(store)))
