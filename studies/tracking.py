@@ -94,8 +94,15 @@ def sqlite_tables(path: Path) -> set[str] | None:
     with path.open("rb") as handle:
         if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
             return None
-    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            return {row[0] for row in db.execute(query)}
+    except sqlite3.OperationalError:
+        # a hot journal left by a process killed mid-write: recovering it is a write, which mode=ro refuses (the
+        # store's own next writer rolls it back); the schema is read from the file as it is, still writing nothing
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as db:
+            return {row[0] for row in db.execute(query)}
 
 
 def check_mlflow_database(uri: str, *, write: bool) -> None:
