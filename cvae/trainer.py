@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from cvae.config import ExperimentConfig
+from cvae.data import PAD, TENSES, Data, make_batch
 from cvae.device import describe, resolve_device
-from cvae.data import (Data, PAD, TENSES, make_batch)
 from cvae.metrics import (active_units, gaussian_generations, gaussian_score, gaussian_unique, kl_per_dim,
                           mean_bleu4, mutual_information)
 from cvae.model import CVAE, convert
@@ -125,13 +125,18 @@ class Terms:
                                  ("KL", self.kl), ("loss", self.loss)])
 
 
+def reconstruction(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``logits`` (B, T+1, V) against ``targets`` (B, T+1), summed over characters, per word."""
+    return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
+                                       reduction="sum") / targets.shape[0]
+
+
 def loss_terms(model: CVAE, chars, lengths, targets, tense, target_tense, *, teacher_forcing: bool, beta: float,
                free_bits: float) -> Terms:
     """The loss of one batch: reconstruction + beta * KL (each dimension's KL floored at ``free_bits``)."""
     logits, mu, logvar = model(chars, lengths, targets, tense, target_tense=target_tense,
                                teacher_forcing=teacher_forcing)  # (B, T+1, V), (B, L)
-    recon = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
-                                        reduction="sum") / chars.shape[0]
+    recon = reconstruction(logits, targets)
     kl_dims = kl_per_dim(mu, logvar)  # (L,)
     kl = kl_dims.sum()
     kl_term = kl_dims.clamp(min=free_bits).sum() if free_bits > 0 else kl
@@ -187,8 +192,10 @@ class Trainer:
     def target_indices(self, idx: torch.Tensor) -> torch.Tensor:
         """Words the decoder must produce for the encoded words ``idx``: themselves, or with ``cross_tense``
         the same verb's form in a tense drawn uniformly (words of row r sit at 4r .. 4r+3)."""
-        if not self.config.train.cross_tense:
-            return idx
+        return self.drawn_form(idx) if self.config.train.cross_tense else idx
+
+    def drawn_form(self, idx: torch.Tensor) -> torch.Tensor:
+        """The same verbs' forms in a tense drawn uniformly for each (words of row r sit at 4r .. 4r+3)."""
         return idx - self.data.tenses[idx] + torch.randint(len(TENSES), idx.shape)
 
     def train_epoch(self, epoch: int, progress: Progress | None = None) -> dict[str, float]:
@@ -282,13 +289,11 @@ class Trainer:
         in a drawn tense (``train.prior_fill``)."""
         z = torch.randn(batch, self.config.model.latent_size, device=self.device)
         nearest = torch.cdist(z, codes).argmin(dim=1).cpu()  # (batch,) word indices
-        target_idx = nearest - self.data.tenses[nearest] + torch.randint(len(TENSES), nearest.shape)
+        target_idx = self.drawn_form(nearest)
         width = int(self.lengths[target_idx].max()) + 1
         tgt = target_idx.to(self.device)
         targets = self.targets[tgt, :width]
-        logits = self.model.decoder(z, self.model.cond(self.tenses[tgt]), targets)
-        return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
-                                           reduction="sum") / batch
+        return reconstruction(self.model.decoder(z, self.model.cond(self.tenses[tgt]), targets), targets)
 
     def _keep(self, point: dict[str, float]) -> None:
         """Keep one step's figures: the first TRACE_HEAD steps always, the latest TRACE_TAIL for a divergence."""
