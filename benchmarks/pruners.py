@@ -21,10 +21,12 @@ from dataclasses import dataclass
 import optuna
 import pandas as pd
 
-from cvae.scoring import SELECT_BLEU, SELECT_GAUSSIAN, objective_score, rank
+from cvae.names import VAL_BLEU, VAL_GAUSSIAN
+from cvae.scoring import objective_score, rank
 from studies.results import ReportError, load_curves, load_study, open_client
 from studies.study import pruner
 from studies.tracking import DEFAULT_TRACKING_URI
+from studies import contract
 
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
 
@@ -40,9 +42,9 @@ class Replay:
 
 def curves_of(runs: pd.DataFrame, *, client, objective: str) -> dict[int, list[tuple[int, float]]]:
     """Trial number -> [(epoch, objective from that epoch's checkpoint-choice figures)], epochs in order."""
-    wide = load_curves(client=client, runs=runs[["run_id", "trial"]], keys=(SELECT_BLEU, SELECT_GAUSSIAN))
+    wide = load_curves(client=client, runs=runs[["run_id", "trial"]], keys=(VAL_BLEU, VAL_GAUSSIAN))
     out: dict[int, list[tuple[int, float]]] = {int(t): [] for t in runs["trial"]}
-    for trial, epoch, bleu, gauss in wide[["trial", "epoch", SELECT_BLEU, SELECT_GAUSSIAN]].itertuples(
+    for trial, epoch, bleu, gauss in wide[["trial", "epoch", VAL_BLEU, VAL_GAUSSIAN]].itertuples(
             index=False, name=None):
         if not (math.isnan(bleu) or math.isnan(gauss)):
             out[int(trial)].append((int(epoch), objective_score(bleu, gauss, objective=objective)))
@@ -106,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.pruners: error: study {args.study!r} has no search trials with a single objective",
               file=sys.stderr)
         return 2
-    runs["epochs"] = _numbers(runs, "run/epochs_done").fillna(0).astype(int)
-    runs["best_bleu"], runs["best_gauss"] = _numbers(runs, "best/select_bleu4"), _numbers(runs, "best/select_gaussian")
+    runs["epochs"] = _numbers(runs, contract.RUN_EPOCHS_DONE).fillna(0).astype(int)
+    runs["best_bleu"] = _numbers(runs, contract.BEST_VAL_BLEU)
+    runs["best_gauss"] = _numbers(runs, contract.BEST_VAL_GAUSSIAN)
     epochs = int(_numbers(runs, "train.epochs").max())
     curves = curves_of(runs, client=client, objective=study.objective)
     print(f"study {args.study}: {len(runs)} search trials of up to {epochs} epochs, objective {study.objective}, "

@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         hit: dict[str, float] = {}
 
         def stop_when_good(record: EpochRecord) -> bool:
-            good = record.metrics["val/bleu4"] >= LAB_BLEU and record.metrics["val/gaussian_unique"] >= LAB_GAUSSIAN
+            good = record.metrics["test/bleu4"] >= LAB_BLEU and record.metrics["test/gaussian_unique"] >= LAB_GAUSSIAN
             if good:
                 hit.update(epoch=record.epoch, seconds=time.perf_counter() - started,
-                           bleu4=record.metrics["val/bleu4"], gaussian=record.metrics["val/gaussian_unique"])
+                           bleu4=record.metrics["test/bleu4"], gaussian=record.metrics["test/gaussian_unique"])
             return good
 
         fit(config, callbacks=[stop_when_good], data=data)

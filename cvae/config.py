@@ -17,6 +17,8 @@ from typing import Any, Literal, NoReturn
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cvae.scoring import CRITERIA, DEFAULT_OBJECTIVE
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The repository root: relative data paths that do not exist from the working directory are tried here."""
 
@@ -181,10 +183,10 @@ class TrainConfig(_Section):
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     """Where the model and the data live for the run: `auto` (the first CUDA GPU when there is one, else the CPU),
     `cpu`, `cuda` or `cuda:N`. A CUDA device this machine does not have is refused before anything is written."""
-    select: Literal["bleu4", "gaussian", "bleu4+gaussian", "min_of_both", "last"] = "bleu4+gaussian"
+    select: Literal[CRITERIA] = DEFAULT_OBJECTIVE
     """Checkpoint criterion: the evaluated epoch maximising this figure is the reported checkpoint. It is
-    measured on the validation figures (`select/bleu4` on `data.val_pairs` conversions of train verbs,
-    `select/gaussian`: distinct training rows hit per draw, on noise drawn apart from the reported score's), never
+    measured on the validation figures (`val/bleu4` on `data.val_pairs` conversions of train verbs,
+    `val/gaussian`: distinct training rows hit per draw, on noise drawn apart from the reported score's), never
     on the reported test figures; with `data.val_pairs: 0` the test figures themselves are used, as the lab did.
     An epoch whose posterior collapsed or overflowed is chosen only when no healthy epoch exists
     (`cvae.scoring`)."""
@@ -203,7 +205,7 @@ class TrainConfig(_Section):
     gaussian_samples: int = Field(default=100, ge=1)
     """Noise vectors drawn for the Gaussian score (the lab uses 100)."""
     select_samples: int = Field(default=400, ge=1)
-    """Noise vectors drawn for the checkpoint-choice figure `select/gaussian` (its own draws, apart from the
+    """Noise vectors drawn for the checkpoint-choice figure `val/gaussian` (its own draws, apart from the
     reported score's). More than the reported score's 100: a 100-draw figure varies by about +-0.05 from epoch to
     epoch, and choosing the epoch of its largest value would pick that noise."""
     eval_seed: int = 1234

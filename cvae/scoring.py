@@ -5,9 +5,9 @@ closing table, ``studies.best``) and everything that names what happened to a ru
 
 Why the objectives use a *distinct-row* Gaussian figure. The lab's Gaussian score counts a draw as a hit when its
 four words form a training row; a collapsed decoder that emits one training verb for every z scores 1.0 on it
-(our own ablation crowned such a model: BLEU-4 0.07, Gaussian 1.0). ``select/gaussian`` (the checkpoint-choice
-figure) and the collapse-proof reported figure ``val/gaussian_unique`` count the *distinct* training rows hit per
-draw instead, so a decoder that repeats one row scores 1/n. The lab's score is still reported as ``val/gaussian``
+(our own ablation crowned such a model: BLEU-4 0.07, Gaussian 1.0). ``val/gaussian`` (the checkpoint-choice
+figure) and the collapse-proof reported figure ``test/gaussian_unique`` count the *distinct* training rows hit per
+draw instead, so a decoder that repeats one row scores 1/n. The lab's score is still reported as ``test/gaussian``
 for comparison with the lab, and never ranks anything.
 
 Statuses, in the order they are decided:
@@ -29,6 +29,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+from cvae.names import (LATENT_ACTIVE_UNITS, LATENT_KL, LATENT_LOGVAR_ABSMAX, TEST_BLEU, TEST_GAUSSIAN_UNIQUE,
+                        VAL_BLEU, VAL_GAUSSIAN)
+
 LAB_BLEU = 0.70
 """The lab's full-credit line for BLEU-4 on the test conversions."""
 LAB_GAUSSIAN = 0.30
@@ -46,6 +49,10 @@ UNSTABLE_LOGVAR = 30.0
 
 OBJECTIVES: tuple[str, ...] = ("bleu4", "gaussian", "bleu4+gaussian", "min_of_both", "pareto")
 """Objective names: BLEU-4, Gaussian, their sum, their minimum, or both (Pareto); ``gaussian`` is distinct-row."""
+DEFAULT_OBJECTIVE = "bleu4+gaussian"
+"""The objective of a study, and the checkpoint criterion of a run, unless they say otherwise."""
+CRITERIA: tuple[str, ...] = (*(o for o in OBJECTIVES if o != "pareto"), "last")
+"""Checkpoint criteria (``train.select``): a single-valued objective, or ``last`` (the last evaluated epoch)."""
 STATUSES: tuple[str, ...] = ("works", "weak", "collapsed", "prior_hole", "unstable", "diverged", "pruned", "failed")
 """Every status a trial can end with."""
 HEALTHY: tuple[str, ...] = ("works", "weak")
@@ -55,8 +62,6 @@ FINISHED: tuple[str, ...] = ("works", "weak", "collapsed", "prior_hole", "unstab
 FAILURES: tuple[str, ...] = ("collapsed", "prior_hole", "unstable", "diverged")
 """Statuses that are failures of the configuration (a configuration mostly in these never wins)."""
 
-SELECT_BLEU, SELECT_GAUSSIAN = "select/bleu4", "select/gaussian"
-"""The checkpoint-choice figures every objective is computed from (validation pairs; distinct-row Gaussian)."""
 
 
 def objective_values(bleu4: float, gaussian: float, *, objective: str) -> list[float]:
@@ -74,8 +79,8 @@ def objective_score(bleu4: float, gaussian: float, *, objective: str) -> float:
 
 
 def checkpoint_values(metrics: Mapping[str, float], *, objective: str) -> list[float]:
-    """The objective of an evaluated epoch, from its checkpoint-choice figures ``select/*``."""
-    return objective_values(metrics[SELECT_BLEU], metrics[SELECT_GAUSSIAN], objective=objective)
+    """The objective of an evaluated epoch, from its checkpoint-choice figures ``val/*``."""
+    return objective_values(metrics[VAL_BLEU], metrics[VAL_GAUSSIAN], objective=objective)
 
 
 def _finite(metrics: Mapping[str, float], keys: Iterable[str]) -> bool:
@@ -83,12 +88,12 @@ def _finite(metrics: Mapping[str, float], keys: Iterable[str]) -> bool:
 
 
 def epoch_health(metrics: Mapping[str, float]) -> str:
-    """`unstable`, `collapsed` or `ok` for one evaluated epoch's latent figures (`val/kl`, `val/active_units`,
-    `val/logvar_absmax`)."""
-    kl, au = metrics.get("val/kl"), metrics.get("val/active_units")
-    if not _finite(metrics, ("val/kl", "val/logvar_absmax", "val/bleu4", "select/bleu4")):
+    """`unstable`, `collapsed` or `ok` for one evaluated epoch's latent figures (`latent/kl`, `latent/active_units`,
+    `latent/logvar_absmax`)."""
+    kl, au = metrics.get(LATENT_KL), metrics.get(LATENT_ACTIVE_UNITS)
+    if not _finite(metrics, (LATENT_KL, LATENT_LOGVAR_ABSMAX, TEST_BLEU, VAL_BLEU)):
         return "unstable"
-    if (kl is not None and kl > UNSTABLE_KL) or metrics.get("val/logvar_absmax", 0.0) > UNSTABLE_LOGVAR:
+    if (kl is not None and kl > UNSTABLE_KL) or metrics.get(LATENT_LOGVAR_ABSMAX, 0.0) > UNSTABLE_LOGVAR:
         return "unstable"
     if (kl is not None and kl < COLLAPSE_KL) or au == 0:
         return "collapsed"
@@ -100,8 +105,8 @@ def checkpoint_status(metrics: Mapping[str, float]) -> str:
     health = epoch_health(metrics)
     if health != "ok":
         return health
-    bleu, unique = metrics.get("val/bleu4", 0.0), metrics.get("val/gaussian_unique", 0.0)
-    if metrics.get("val/kl", 0.0) > PRIOR_HOLE_KL and unique <= PRIOR_HOLE_GAUSSIAN and bleu >= PRIOR_HOLE_BLEU:
+    bleu, unique = metrics.get(TEST_BLEU, 0.0), metrics.get(TEST_GAUSSIAN_UNIQUE, 0.0)
+    if metrics.get(LATENT_KL, 0.0) > PRIOR_HOLE_KL and unique <= PRIOR_HOLE_GAUSSIAN and bleu >= PRIOR_HOLE_BLEU:
         return "prior_hole"
     if bleu >= LAB_BLEU and unique >= LAB_GAUSSIAN:
         return "works"

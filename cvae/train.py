@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cvae import names
 from cvae.checkpoint import save_checkpoint
 from cvae.config import ArgumentParser, ConfigError, add_set_argument, check_output, load_config
 from cvae.data import Data, DataError
@@ -17,7 +18,9 @@ from cvae.device import resolve_device
 from cvae.scoring import run_status
 from cvae.trainer import TRACE_KEYS, EpochRecord, TrainResult, fit
 
-SHOWN = ("train/loss", "train/kl", "train/grad_norm_max", "val/bleu4", "val/gaussian", "val/active_units")
+SHOWN = (names.TRAIN_LOSS, names.TRAIN_KL, names.TRAIN_GRAD_NORM_MAX, names.TEST_BLEU, names.TEST_GAUSSIAN,
+         names.LATENT_ACTIVE_UNITS)
+"""Figures shown after each evaluated epoch."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -29,7 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _figures(metrics: dict[str, float]) -> str:
-    return "  ".join(f"{key.split('/')[1]}={metrics[key]:.3g}" for key in SHOWN if key in metrics)
+    return "  ".join(f"{key}={metrics[key]:.3g}" for key in SHOWN if key in metrics)
 
 
 TRACE_ROWS = 12
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in result.metrics.items():
-        if key.startswith("val/"):
+        if not key.startswith("train/"):  # the checkpoint's evaluation: test, heldout, val and latent figures
             table.add_row(key, f"{value:.4f}")
     table.add_row("status", run_status(status=result.status, metrics=result.metrics))
     table.add_row("wall time (s)", f"{result.wall_time_s:.1f}")

@@ -24,7 +24,8 @@ from cvae.metrics import (active_units, gaussian_generations, gaussian_score, ga
                           mean_bleu4, mutual_information)
 from cvae.model import CVAE, convert
 from cvae.schedules import kl_warmup_epochs, kl_weight, lr_factor, teacher_forcing_ratio
-from cvae.scoring import SELECT_BLEU, SELECT_GAUSSIAN, checkpoint_values, epoch_health
+from cvae import names
+from cvae.scoring import checkpoint_values, epoch_health
 
 MI_BATCH = 512
 """Words (a fixed, seeded subset) on which mutual information is estimated."""
@@ -264,16 +265,16 @@ class Trainer:
             if progress is not None and n_steps % every == 0:
                 progress(epoch, n_steps, self.steps_per_epoch)
         elapsed = time.perf_counter() - started
-        record = {f"train/{k}": v / n_steps for k, v in totals.items()}
-        record["train/tf_ratio"] = tf
-        record["train/lr"] = self.optimizer.param_groups[0]["lr"]
-        record["train/grad_norm_mean"] = sum(norms["global"]) / n_steps
-        record["train/grad_norm_max"] = max(norms["global"])
-        for name in ("encoder", "decoder"):
-            record[f"train/grad_norm_{name}_mean"] = sum(norms[name]) / n_steps
-            record[f"train/grad_norm_{name}_max"] = max(norms[name])
-        record["train/words_per_s"] = len(self.data.words) / elapsed
-        record["train/epoch_time_s"] = elapsed
+        record = {names.TRAIN_LOSS: totals["loss"] / n_steps, names.TRAIN_RECON: totals["recon"] / n_steps,
+                  names.TRAIN_KL: totals["kl"] / n_steps, names.TRAIN_KL_WEIGHT: totals["kl_weight"] / n_steps,
+                  names.TRAIN_TF_RATIO: tf, names.TRAIN_LR: self.optimizer.param_groups[0]["lr"],
+                  names.TRAIN_GRAD_NORM_MEAN: sum(norms["global"]) / n_steps,
+                  names.TRAIN_GRAD_NORM_MAX: max(norms["global"])}
+        for name in names.GRAD_MODULES:
+            record[names.module_grad_norm(name, "mean")] = sum(norms[name]) / n_steps
+            record[names.module_grad_norm(name, "max")] = max(norms[name])
+        record[names.TRAIN_WORDS_PER_S] = len(self.data.words) / elapsed
+        record[names.TRAIN_EPOCH_TIME] = elapsed
         return record
 
     @torch.no_grad()
@@ -308,12 +309,12 @@ class Trainer:
         pairs, Gaussian score on another noise draw. Without validation pairs the reported figures are used."""
         cfg = self.config
         if not self.data.val:
-            return {SELECT_BLEU: reported["val/bleu4"], SELECT_GAUSSIAN: reported["val/gaussian_unique"]}
+            return {names.VAL_BLEU: reported[names.TEST_BLEU], names.VAL_GAUSSIAN: reported[names.TEST_GAUSSIAN_UNIQUE]}
         predictions = convert(self.model, self.data.val)
         generations = gaussian_generations(self.model.generate, n=cfg.train.select_samples,
                                            latent_size=cfg.model.latent_size, seed=cfg.train.eval_seed + 1)
-        return {SELECT_BLEU: mean_bleu4(predictions, [p.target for p in self.data.val]),
-                SELECT_GAUSSIAN: gaussian_unique(generations, self.data.rows)}
+        return {names.VAL_BLEU: mean_bleu4(predictions, [p.target for p in self.data.val]),
+                names.VAL_GAUSSIAN: gaussian_unique(generations, self.data.rows)}
 
     @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], list[float], dict[str, Any]]:
@@ -326,17 +327,18 @@ class Trainer:
         generations = gaussian_generations(self.model.generate, n=cfg.train.gaussian_samples,
                                            latent_size=cfg.model.latent_size, seed=cfg.train.eval_seed)
         metrics = {
-            "val/bleu4": mean_bleu4(predictions, [p.target for p in self.data.test]),
-            "val/gaussian": gaussian_score(generations, self.data.rows),
-            "val/gaussian_unique": gaussian_unique(generations, self.data.rows),
-            "val/kl": float(dims.sum()),
-            "val/logvar_absmax": float(logvar.abs().max()),
-            "val/active_units": float(active_units(mu)),
-            "val/mutual_info": mutual_information(mu[self.mi_index], logvar[self.mi_index], seed=cfg.train.eval_seed),
+            names.TEST_BLEU: mean_bleu4(predictions, [p.target for p in self.data.test]),
+            names.TEST_GAUSSIAN: gaussian_score(generations, self.data.rows),
+            names.TEST_GAUSSIAN_UNIQUE: gaussian_unique(generations, self.data.rows),
+            names.LATENT_KL: float(dims.sum()),
+            names.LATENT_LOGVAR_ABSMAX: float(logvar.abs().max()),
+            names.LATENT_ACTIVE_UNITS: float(active_units(mu)),
+            names.LATENT_MUTUAL_INFO: mutual_information(mu[self.mi_index], logvar[self.mi_index],
+                                                         seed=cfg.train.eval_seed),
         }
         if self.data.heldout:
             heldout = convert(self.model, self.data.heldout)
-            metrics["val/heldout_bleu4"] = mean_bleu4(heldout, [p.target for p in self.data.heldout])
+            metrics[names.HELDOUT_BLEU] = mean_bleu4(heldout, [p.target for p in self.data.heldout])
         metrics.update(self.selection_figures(metrics))
         samples = {
             "test": [{"source": p.source, "target": p.target, "prediction": pred, "from": p.src, "to": p.tgt}
@@ -347,7 +349,7 @@ class Trainer:
 
 
 def selection_score(select: str, metrics: dict[str, float], epoch: int) -> float:
-    """The checkpoint criterion's value (higher is better), from the `select/*` figures (``cvae.scoring``)."""
+    """The checkpoint criterion's value (higher is better), from the `val/*` figures (``cvae.scoring``)."""
     if select == "last":
         return float(epoch)
     return checkpoint_values(metrics, objective=select)[0]

@@ -47,8 +47,9 @@ from pathlib import Path
 from lemminflect import config
 from lemminflect.codecs.InflectionLUCodec import InflectionLUCodec
 
+from cvae.data import TENSES
+
 SEED = 2019
-TENSES = ("sp", "tp", "pg", "p")
 PENN_TAGS = ("VB", "VBZ", "VBG", "VBD")  # same order as TENSES
 TEST_DIRECTIONS = ((0, 3), (0, 2), (0, 1), (0, 1), (3, 1), (0, 2), (3, 0), (2, 0), (2, 3), (2, 1))
 HELDOUT_DIRECTIONS = tuple((s, t) for s in range(4) for t in range(4) if s != t)

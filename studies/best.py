@@ -13,8 +13,9 @@ from studies.results import ReportError, aggregate, load_study, open_client, par
 from studies.tables import mean_std, rate
 from studies.secrets import hide_secrets
 from studies.tracking import DEFAULT_TRACKING_URI
+from studies import contract
 
-WHOLE = ("best/active_units", "best/kl")
+WHOLE = (contract.BEST_LATENT_ACTIVE_UNITS, contract.BEST_LATENT_KL)
 """Figures printed with one decimal."""
 
 
@@ -50,8 +51,9 @@ def find_best(*, tracking_uri: str, study: str) -> Best:
     varied = varied_params(runs.trials)
     params = {key: row[key] for key in param_types() if key in row.index}
     figures = {name: (row[f"{name} mean"], row[f"{name} std"])
-               for name in ("objective", "best/bleu4", "best/gaussian_unique", "best/gaussian", "best/heldout_bleu4",
-                            "best/active_units", "best/kl")}
+               for name in ("objective", contract.BEST_TEST_BLEU, contract.BEST_TEST_GAUSSIAN_UNIQUE,
+                            contract.BEST_TEST_GAUSSIAN, contract.BEST_HELDOUT_BLEU, contract.BEST_LATENT_ACTIVE_UNITS,
+                            contract.BEST_LATENT_KL)}
     return Best(study=study, objective=runs.objective, config_key=row["config_key"],
                 label=config_label(row, varied=varied), searched={key: params[key] for key in varied}, params=params,
                 figures=figures, n=int(row["n"]), with_checkpoint=int(row["objective count"]),
@@ -61,7 +63,8 @@ def find_best(*, tracking_uri: str, study: str) -> Best:
 
 def describe(best: Best, *, all_params: bool = False) -> str:
     """The text `python -m studies.best` prints."""
-    figures = " · ".join(f"{name.removeprefix('best/')} {mean_std(*values, digits=1 if name in WHOLE else 3)}"
+    figures = " · ".join(f"{name.removeprefix(contract.BEST_PREFIX)} "
+                         f"{mean_std(*values, digits=1 if name in WHOLE else 3)}"
                          for name, values in best.figures.items())
     shown = best.params if all_params else best.searched
     lines = [

@@ -10,7 +10,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from cvae.scoring import HEALTHY
+from cvae import names
+from cvae.scoring import DEFAULT_OBJECTIVE, HEALTHY
+from studies import contract
 from studies.spec import BLOCKS_KEY, Spec
 from studies.tables import mean_std_text
 from studies.labels import config_name
@@ -19,6 +21,8 @@ from studies.document import UI_URL
 from studies.secrets import redact
 from studies.tracking import DEFAULT_TRACKING_URI
 
+SHOWN = (contract.best(names.TEST_BLEU), contract.best(names.TEST_GAUSSIAN_UNIQUE), contract.best(names.TEST_GAUSSIAN))
+"""The chosen checkpoint's figures a finished trial and a configuration are shown with (never ranked on)."""
 TOP = 5
 """Configurations listed in the closing table."""
 
@@ -34,7 +38,7 @@ class Board:
         self.running: dict[int, dict[str, Any]] = {}
         for trial in trials:
             if trial.state.is_finished():
-                self._count(trial.state.name, trial.user_attrs.get("status"), trial.number, trial.values)
+                self._count(trial.state.name, trial.user_attrs.get(contract.STATUS), trial.number, trial.values)
 
     def handle(self, message: dict[str, Any]) -> None:
         """One worker message: `start`, `epoch` or `end`."""
@@ -50,11 +54,11 @@ class Board:
                       plain_only=True)
         else:
             self.running.pop(number, None)
-            self._count(message["state"], message.get("status"), number, message.get("values"))
-            figures = (f" · bleu4 {message['bleu4']:.3f} · gaussian (distinct) {message['gaussian_unique']:.2f}"
-                       if "bleu4" in message else "")
-            cause = message.get("divergence_cause") or message.get("error")
-            self._say(f"trial {number} {message['state']} ({message['status']}){figures} · "
+            self._count(message["state"], message.get(contract.STATUS), number, message.get("values"))
+            figures = (f" · bleu4 {message[SHOWN[0]]:.3f} · gaussian (distinct) {message[SHOWN[1]]:.2f}"
+                       if SHOWN[0] in message else "")
+            cause = message.get(contract.DIVERGENCE_CAUSE) or message.get(contract.ERROR)
+            self._say(f"trial {number} {message['state']} ({message[contract.STATUS]}){figures} · "
                       f"{message['seconds']:.1f} s" + (f" · {cause}" if cause else ""))
 
     def say(self, text: str) -> None:
@@ -97,10 +101,10 @@ def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
     """The best configurations of the search: mean ± std over seeds of the chosen-checkpoint figures, ranked as
     everywhere (``cvae.scoring``): configurations whose seeds are mostly healthy first, by mean objective on the
     checkpoint-choice figures (distinct-row Gaussian). The test BLEU-4 and Gaussian are shown, never ranked on."""
-    rows = [(ok, members, [t for t in members if "select_bleu4" in t.user_attrs])
+    rows = [(ok, members, [t for t in members if contract.best(names.VAL_BLEU) in t.user_attrs])
             for ok, members in ranked_configurations(trials=trials, objective=spec.settings.objective,
                                                      rank_by=spec.settings.rank_by)]
-    objective = spec.settings.objective.replace("pareto", "bleu4+gaussian")
+    objective = spec.settings.objective.replace("pareto", DEFAULT_OBJECTIVE)
     table = Table(title=f"best configurations of {spec.name} (mostly healthy seeds first, then by the "
                         f"{spec.settings.rank_by} over seeds of {objective} on the validation figures)")
     table.add_column("#", no_wrap=True)
@@ -110,11 +114,10 @@ def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
     varied = sorted({key for dim in spec.space for key in dim.targets()})
     for place, (ok, members, scored) in enumerate(rows[:TOP], start=1):
         flat = spec.config_for(trial_params(members[0])).flat()
-        statuses = Counter(t.user_attrs.get("status", "?") for t in members)
-        figures = {name: [t.user_attrs[name] for t in scored if name in t.user_attrs]
-                   for name in ("bleu4", "gaussian_unique", "gaussian")}
+        statuses = Counter(t.user_attrs.get(contract.STATUS, "?") for t in members)
+        figures = {name: [t.user_attrs[name] for t in scored if name in t.user_attrs] for name in SHOWN}
         table.add_row(str(place) if ok else "–", config_name(flat, varied=varied),
-                      *[mean_std_text(figures[name], digits=2) for name in ("bleu4", "gaussian_unique", "gaussian")],
+                      *[mean_std_text(figures[name], digits=2) for name in SHOWN],
                       ", ".join(f"{k} {n}" for k, n in statuses.items()))
     if not any(row[0] for row in rows):
         table.caption = ("no configuration qualifies: every one has most of its seeds collapsed, diverged, in a "

@@ -22,6 +22,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from cvae.scoring import COLLAPSE_KL, PRIOR_HOLE_BLEU, PRIOR_HOLE_GAUSSIAN, PRIOR_HOLE_KL
 from studies.labels import pow10
 from studies.results import pareto_mask
+from studies import contract
 
 PALETTE = "colorblind"
 FULL_CREDIT_BLEU, FULL_CREDIT_GAUSSIAN = 0.70, 0.30
@@ -172,26 +173,27 @@ SCORES_TITLE = "BLEU-4 vs Gaussian score"
 
 def scores_scatter(*, configs: pd.DataFrame, path: Path) -> str | None:
     """One point per configuration (mean ± std over seeds), hue = KL bundle, marker = optimizer, Pareto front."""
-    data = configs.dropna(subset=["best/bleu4 mean", "best/gaussian_unique mean"]).reset_index(drop=True)
+    bleu, gauss = f"{contract.BEST_TEST_BLEU} mean", f"{contract.BEST_TEST_GAUSSIAN_UNIQUE} mean"
+    bleu_std, gauss_std = f"{contract.BEST_TEST_BLEU} std", f"{contract.BEST_TEST_GAUSSIAN_UNIQUE} std"
+    data = configs.dropna(subset=[bleu, gauss]).reset_index(drop=True)
     if data.empty:
         return placeholder(path=path, title=SCORES_TITLE, note="no configuration has a checkpoint (BLEU-4/Gaussian)")
     data["KL schedule"] = data["kl_group"].astype(str)
     data["optimizer"] = data["optim.name"].astype(str)
     hue_order = [c for c in configs["kl_group"].cat.categories if c in set(data["KL schedule"])]
-    x, y = data["best/gaussian_unique mean"], data["best/bleu4 mean"]
+    x, y = data[gauss], data[bleu]
     with _style():
         fig = Figure(figsize=(9, 6), layout="constrained")
         ax = fig.subplots()
-        ax.errorbar(x, y, xerr=data["best/gaussian_unique std"].fillna(0), yerr=data["best/bleu4 std"].fillna(0),
+        ax.errorbar(x, y, xerr=data[gauss_std].fillna(0), yerr=data[bleu_std].fillna(0),
                     fmt="none", ecolor="#9a9a9a", elinewidth=0.8, alpha=0.7, zorder=1)
-        sns.scatterplot(data=data, x="best/gaussian_unique mean", y="best/bleu4 mean", hue="KL schedule",
+        sns.scatterplot(data=data, x=gauss, y=bleu, hue="KL schedule",
                         hue_order=hue_order, style="optimizer", style_order=sorted(set(data["optimizer"])),
                         palette=PALETTE, s=70, ax=ax, zorder=3, edgecolor="black", linewidth=0.4)
         xmax = min(1.02, max(FULL_CREDIT_GAUSSIAN + 0.1,
-                             float((x + data["best/gaussian_unique std"].fillna(0)).max()) * 1.08))
-        front = data[pareto_mask(data, x="best/gaussian_unique mean", y="best/bleu4 mean")]
-        front = front.sort_values("best/gaussian_unique mean")
-        fx, fy = front["best/gaussian_unique mean"].to_list(), front["best/bleu4 mean"].to_list()
+                             float((x + data[gauss_std].fillna(0)).max()) * 1.08))
+        front = data[pareto_mask(data, x=gauss, y=bleu)].sort_values(gauss)
+        fx, fy = front[gauss].to_list(), front[bleu].to_list()
         ax.plot([-0.02, *np.repeat(fx, 2)], [*np.repeat(fy, 2), -0.02], color="black", linestyle="--",
                 linewidth=1.1, zorder=2, label="Pareto front (no configuration beats these on both)")
         ax.scatter(fx, fy, s=190, facecolors="none", edgecolors="black", linewidths=1.1, zorder=4)
@@ -211,8 +213,8 @@ def scores_scatter(*, configs: pd.DataFrame, path: Path) -> str | None:
 
 
 CURVES_TITLE = "Training curves"
-CURVE_PANELS = (("val/kl", "validation KL (nats)", False), ("train/grad_norm_max", "max pre-clip grad norm per "
-                "epoch (L2, log)", True), ("val/bleu4", "validation BLEU-4 (0–1)", False))
+CURVE_PANELS = (("latent/kl", "validation KL (nats)", False), ("train/grad_norm_max", "max pre-clip grad norm per "
+                "epoch (L2, log)", True), ("test/bleu4", "validation BLEU-4 (0–1)", False))
 
 
 def curves(*, curves: pd.DataFrame, roles: list[str], path: Path) -> str | None:

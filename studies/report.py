@@ -28,6 +28,7 @@ from studies.results import (AGGREGATED, ReportError, StudyRuns, aggregate, coll
                              varied_params, winner)
 from studies.secrets import hide_secrets, redact
 from studies.tracking import DEFAULT_TRACKING_URI
+from studies import contract
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +104,17 @@ def curve_roles(configs: pd.DataFrame, *, varied: list[str]) -> dict[str, str]:
     if not ranked.empty:
         picks.setdefault(ranked.iloc[0]["config_key"], []).append("best")
     diverging = configs[configs["divergence_rate"] > 0]
-    logged = diverging[diverging["run/epochs_done mean"].fillna(1) > 0]  # diverged at once: no curve to show
+    # a run that diverged at once logged no curve to show
+    logged = diverging[diverging[f"{contract.RUN_EPOCHS_DONE} mean"].fillna(1) > 0]
     explosive = next(frame for frame in (logged, diverging, configs) if not frame.empty).sort_values(
-        ["divergence_rate", "run/grad_norm_max median"], ascending=False, na_position="last")
+        ["divergence_rate", f"{contract.RUN_GRAD_NORM_MAX} median"], ascending=False, na_position="last")
     top = explosive.iloc[0]
     picks.setdefault(top["config_key"], []).append(
         "most explosive" if top["divergence_rate"] > 0 else "largest grad norm (none diverged)")
     finished = configs[configs["finished"] > 0]
     if not finished.empty:
-        top = finished.sort_values(["collapse_rate", "best/kl mean"], ascending=[False, True]).iloc[0]
+        top = finished.sort_values(["collapse_rate", f"{contract.BEST_LATENT_KL} mean"],
+                                   ascending=[False, True]).iloc[0]
         picks.setdefault(top["config_key"], []).append(
             "most collapsed" if top["collapse_rate"] > 0 else "lowest KL (none collapsed)")
     rows = configs.set_index("config_key")
@@ -175,9 +178,11 @@ def _fanova(rows: pd.DataFrame, keys: list[str]) -> dict[str, float]:
 
 
 def _figures_text(row: pd.Series) -> str:
-    return (f"BLEU-4 {tables.mean_std(row['best/bleu4 mean'], row['best/bleu4 std'])}, Gaussian (distinct rows) "
-            f"{tables.mean_std(row['best/gaussian_unique mean'], row['best/gaussian_unique std'])}, "
-            f"Gaussian (lab) {tables.mean_std(row['best/gaussian mean'], row['best/gaussian std'])}; "
+    def figure(key: str) -> str:
+        return tables.mean_std(row[f"{key} mean"], row[f"{key} std"])
+
+    return (f"BLEU-4 {figure(contract.BEST_TEST_BLEU)}, Gaussian (distinct rows) "
+            f"{figure(contract.BEST_TEST_GAUSSIAN_UNIQUE)}, Gaussian (lab) {figure(contract.BEST_TEST_GAUSSIAN)}; "
             f"seeds: {row['statuses']}")
 
 

@@ -24,25 +24,24 @@ from mlflow.entities import ViewType
 from pydantic import BaseModel
 
 from cvae.config import ConfigError, ExperimentConfig, flatten
-from cvae.scoring import FINISHED, objective_score as score_of, qualifies, rank
+from cvae.scoring import DEFAULT_OBJECTIVE, FINISHED, objective_score as score_of, qualifies, rank
 from studies.labels import MAX_LEVELS, kl_labels, levels
 from studies.spec import params_key
 from studies.secrets import redact
 from studies.tracking import ROLE_FILTER, check_tracking_uri, probe_tracking_store, sqlite_file
+from studies import contract
 
-FIGURES: tuple[str, ...] = (
-    "best/bleu4", "best/gaussian", "best/gaussian_unique", "best/heldout_bleu4", "best/active_units", "best/kl",
-    "best/mutual_info", "best/epoch", "run/grad_norm_max", "run/wall_time_s", "run/epochs_done",
-)
-"""Final figures aggregated per configuration (same checkpoint for all `best/*`)."""
-LATENT_FIGURES = ("best/bleu4", "best/gaussian", "best/gaussian_unique", "best/heldout_bleu4", "best/active_units",
-                  "best/kl", "best/mutual_info")
+LATENT_FIGURES = (contract.BEST_TEST_BLEU, contract.BEST_TEST_GAUSSIAN, contract.BEST_TEST_GAUSSIAN_UNIQUE,
+                  contract.BEST_HELDOUT_BLEU, contract.BEST_LATENT_ACTIVE_UNITS, contract.BEST_LATENT_KL,
+                  contract.BEST_LATENT_MUTUAL_INFO)
 """Figures of a checkpoint that an overflowing (`unstable`) latent makes meaningless: never averaged."""
+FIGURES: tuple[str, ...] = (*LATENT_FIGURES, contract.BEST_EPOCH, contract.RUN_GRAD_NORM_MAX, contract.RUN_WALL_TIME,
+                            contract.RUN_EPOCHS_DONE)
+"""Final figures aggregated per configuration (same checkpoint for all `best/*`)."""
 AGGREGATED = (*FINISHED, "diverged", "pruned")
 """Statuses counted in a configuration's figures and rates; `failed` (a crash) and `running` are not."""
 NOT_SEARCHED = ("name", "train.seed")
 """Params never reported as a varied dimension (the seed is what aggregation averages over)."""
-DEFAULT_OBJECTIVE = "bleu4+gaussian"
 PHASES = ("search", "confirm")
 """A trial run belongs to the search, or to the confirmation of the top configurations on fresh seeds."""
 INF_FLOOR = 1e300
@@ -139,7 +138,8 @@ def trials_frame(runs: list) -> pd.DataFrame:
             "run_name": run.info.run_name, "stopped_epoch": _int(tags.get("cvae.stopped_epoch")),
         }
         record.update(run.data.params)
-        record.update({key: value for key, value in metrics.items() if key.startswith(("best/", "run/"))})
+        record.update({key: value for key, value in metrics.items()
+                       if key.startswith((contract.BEST_PREFIX, contract.RUN_PREFIX))})
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=["run_id", "trial", "seed", "config_key", "status", "state",
                                                         "diverged_step", "divergence_cause", "phase",
@@ -148,14 +148,15 @@ def trials_frame(runs: list) -> pd.DataFrame:
     for figure in FIGURES:
         if figure not in frame:
             frame[figure] = np.nan
-    metric_columns = [c for c in frame.columns if c.startswith(("best/", "run/"))]
+    metric_columns = [c for c in frame.columns if c.startswith((contract.BEST_PREFIX, contract.RUN_PREFIX))]
     frame[metric_columns] = frame[metric_columns].astype(float).mask(frame[metric_columns] >= INF_FLOOR, np.inf)
     # an overflowing latent's figures are not numbers: shown by its status, never averaged into a table or colour
     frame.loc[frame["status"] == "unstable", [c for c in LATENT_FIGURES if c in frame]] = np.nan
-    diverged_flag = frame["run/diverged"] if "run/diverged" in frame else pd.Series(np.nan, index=frame.index)
+    diverged_flag = (frame[contract.RUN_DIVERGED] if contract.RUN_DIVERGED in frame
+                     else pd.Series(np.nan, index=frame.index))
     frame["diverged"] = (frame["status"] == "diverged") | (diverged_flag == 1)
     # a run that diverged before finishing an epoch logs no grad norm: its max was non-finite
-    frame.loc[frame["diverged"] & frame["run/grad_norm_max"].isna(), "run/grad_norm_max"] = np.inf
+    frame.loc[frame["diverged"] & frame[contract.RUN_GRAD_NORM_MAX].isna(), contract.RUN_GRAD_NORM_MAX] = np.inf
     frame["collapsed"] = frame["status"] == "collapsed"
     frame["prior_hole"] = frame["status"] == "prior_hole"
     frame["unstable"] = frame["status"] == "unstable"
@@ -232,10 +233,10 @@ def varied_params(trials: pd.DataFrame) -> list[str]:
 
 def objective_score(trials: pd.DataFrame, *, objective: str) -> pd.Series:
     """Per-trial value of the study's objective (NaN without a checkpoint), computed by ``cvae.scoring`` from the
-    chosen checkpoint's checkpoint-choice figures `best/select_*`, as Optuna's trial values are: configurations
+    chosen checkpoint's checkpoint-choice figures `best/val/*`, as Optuna's trial values are: configurations
     are ranked on validation figures (distinct-row Gaussian), never on the reported test figures."""
     columns = [trials[c] if c in trials else pd.Series(np.nan, index=trials.index)
-               for c in ("best/select_bleu4", "best/select_gaussian")]
+               for c in (contract.BEST_VAL_BLEU, contract.BEST_VAL_GAUSSIAN)]
     return pd.Series([score_of(b, g, objective=objective) for b, g in zip(*columns)], index=trials.index,
                      dtype=float)
 
@@ -324,7 +325,8 @@ def explosion_pair(trials: pd.DataFrame) -> list[tuple[str, str]]:
         return []
     rates = data.groupby("config_key")["diverged"].mean()
     worst_key = max(diverged["config_key"].unique(),
-                    key=lambda k: (rates[k], float(data.loc[data["config_key"] == k, "run/grad_norm_max"].max())))
+                    key=lambda k: (rates[k],
+                                   float(data.loc[data["config_key"] == k, contract.RUN_GRAD_NORM_MAX].max())))
     worst = diverged[diverged["config_key"] == worst_key].sort_values("seed").iloc[0]
     step = "" if pd.isna(worst["diverged_step"]) else f", diverged at step {int(worst['diverged_step'])}"
     pair = [(worst["run_id"], f"{worst['run_name']}{step}")]
@@ -387,8 +389,8 @@ def explosion_cells(trials: pd.DataFrame) -> pd.DataFrame:
     data["optim.name"] = data["optim.name"].astype(str)
     data["lr"], data["clip"] = levels(data["optim.lr"]), levels(data["optim.clip_norm"])
     cells = data.groupby(keys, observed=True, sort=True).agg(
-        n=("run_id", "size"), diverged=("diverged", "sum"), grad_median=("run/grad_norm_max", "median"),
-        grad_max=("run/grad_norm_max", "max"), diverged_step_median=("diverged_step", "median"),
+        n=("run_id", "size"), diverged=("diverged", "sum"), grad_median=(contract.RUN_GRAD_NORM_MAX, "median"),
+        grad_max=(contract.RUN_GRAD_NORM_MAX, "max"), diverged_step_median=("diverged_step", "median"),
         cause=("divergence_cause", _common_cause)).reset_index()
     cells["divergence_rate"] = cells["diverged"] / cells["n"]
     return cells
@@ -412,9 +414,10 @@ def collapse_cells(trials: pd.DataFrame) -> pd.DataFrame:
     data["latent"] = levels(data["model.latent_size"])
     cells = data.groupby(keys, observed=True, sort=True).agg(
         n=("run_id", "size"), collapsed=("collapsed", "sum"), prior_hole=("prior_hole", "sum"),
-        au_mean=("best/active_units", "mean"), au_std=("best/active_units", "std"),
-        kl_mean=("best/kl", "mean"), kl_std=("best/kl", "std"), mi_mean=("best/mutual_info", "mean"),
-        gaussian_mean=("best/gaussian", "mean"), bleu4_mean=("best/bleu4", "mean")).reset_index()
+        au_mean=(contract.BEST_LATENT_ACTIVE_UNITS, "mean"), au_std=(contract.BEST_LATENT_ACTIVE_UNITS, "std"),
+        kl_mean=(contract.BEST_LATENT_KL, "mean"), kl_std=(contract.BEST_LATENT_KL, "std"),
+        mi_mean=(contract.BEST_LATENT_MUTUAL_INFO, "mean"),
+        gaussian_mean=(contract.BEST_TEST_GAUSSIAN, "mean"), bleu4_mean=(contract.BEST_TEST_BLEU, "mean")).reset_index()
     return cells[columns]
 
 
@@ -422,7 +425,7 @@ def collapse_cells(trials: pd.DataFrame) -> pd.DataFrame:
 # Curves
 
 
-CURVE_KEYS = ("val/kl", "train/grad_norm_max", "val/bleu4")
+CURVE_KEYS = ("latent/kl", "train/grad_norm_max", "test/bleu4")
 
 
 def load_curves(*, client: MlflowClient, runs: pd.DataFrame, keys: tuple[str, ...] = CURVE_KEYS) -> pd.DataFrame:

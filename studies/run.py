@@ -170,11 +170,8 @@ def run_phase(*, spec: Spec, storage: str, tracking_uri: str, console: Console,
                                          objective=spec.settings.objective, spec_path=spec.path, storage=label,
                                          rank_by=spec.settings.rank_by)
         stale = prepare(study=study, spec=spec)
-        if is_rdb(storage):  # runs of trials failed by heartbeat, here or by a worker on any machine
-            tracking.fail_orphan_runs(study_run, failed=_failed(study))
-        else:
-            tracking.fail_stale_runs(study_run, run_ids=[t.user_attrs["mlflow_run_id"] for t in stale
-                                                         if "mlflow_run_id" in t.user_attrs])
+        # runs of trials failed for a dead worker: here (a journal's resume), or by heartbeat on any machine
+        tracking.reconcile(study_run, failed=_failed(study), phase=spec.phase)
     board = Board(spec=spec, trials=study.get_trials(deepcopy=False), console=console, live=console.is_terminal)
     if stale:
         board.say(f"resuming: {len(stale)} trial(s) left running by a process that died were failed and re-enqueued")
@@ -191,8 +188,8 @@ def run_phase(*, spec: Spec, storage: str, tracking_uri: str, console: Console,
     if n_workers:
         job = worker.Job(spec=spec, storage=storage, study_run=study_run, index=0, claim_lock=claim_lock)
         code = run_workers(job=job, n_workers=n_workers, board=board)
-    if is_rdb(storage):
-        tracking.fail_orphan_runs(study_run, failed=_failed(study))
+    if is_rdb(storage):  # trials failed by heartbeat while this machine's workers ran
+        tracking.reconcile(study_run, failed=_failed(study), phase=spec.phase)
     board.say(board.headline())
     return code, study, study_run
 

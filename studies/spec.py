@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cvae.config import (ConfigError, ExperimentConfig, build_config, describe_validation_error, find_spec_file,
                          flatten, load_yaml, parse_override, set_dotted)
+from cvae.scoring import DEFAULT_OBJECTIVE, OBJECTIVES
 from studies.space import SEED_KEY, Dimension, Space, build_dimension, validated_assignments
 
 __all__ = ["SEED_KEY", "Dimension", "Space", "Spec", "SpecFile", "StudySettings", "check_data", "config_key",
@@ -40,7 +41,6 @@ __all__ = ["SEED_KEY", "Dimension", "Space", "Spec", "SpecFile", "StudySettings"
 
 SECTIONS = tuple(ExperimentConfig.model_fields)
 """Top-level keys of an experiment (`name`, `data`, `model`, ...), allowed at the top of a spec."""
-Objective = Literal["bleu4", "gaussian", "bleu4+gaussian", "min_of_both", "pareto"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 MAX_GRID = 1_000_000
 """Largest grid the grid sampler enumerates."""
@@ -84,7 +84,7 @@ class StudySettings(_Strict):
     name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=100)
     """Study name: Optuna study, MLflow experiment and parent run. Default: the spec file's name without .yaml
     (a name set in an extended file is not inherited)."""
-    objective: Objective = "bleu4+gaussian"
+    objective: Literal[OBJECTIVES] = DEFAULT_OBJECTIVE
     """Trial value from the chosen checkpoint: `bleu4`, `gaussian`, `bleu4+gaussian`, `min_of_both`, or
     `pareto` (two objectives, BLEU-4 and Gaussian score, both maximised)."""
     sampler: Literal["grid", "tpe", "random"] = "grid"

@@ -45,16 +45,16 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from cvae.config import ConfigError, check_output
+from cvae.names import VAL_BLEU, VAL_GAUSSIAN
 from cvae.scoring import STATUSES, objective_score, rank
+from studies import contract
 from studies.spec import SEED_KEY, Spec
 from studies.secrets import redact
 from studies.tracking import MLFLOW_TABLES, sqlite_file, sqlite_tables
 
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
-DIGEST_ATTR = "cvae.spec_digest"
 MAX_DRAWS = 50
 """Draws a worker makes for a configuration not sampled before, before it stops drawing."""
-HEARTBEAT_ATTR = "cvae.heartbeat"
 GRACE = 3
 """Heartbeats a RUNNING trial may miss before another process fails it (Optuna's grace period, in heartbeats)."""
 MAX_RETRY = 3
@@ -144,11 +144,11 @@ def is_rdb(target: str) -> bool:
 
 
 def open_storage(target: str, *, heartbeat: int | None = None,
-                 on_stale: Callable[[list[str]], object] | None = None) -> BaseStorage:
+                 on_stale: Callable[..., object] | None = None) -> BaseStorage:
     """RDB storage for a URL, else a journal file (created with its folder); a one-line ConfigError on failure.
 
     ``heartbeat`` (RDB): Optuna's heartbeat every that many seconds, a grace period of ``GRACE`` heartbeats, and
-    ``Requeue(on_stale)`` for the trials it finds dead (``on_stale`` gets their MLflow run ids). The schema is
+    ``Requeue(on_stale)`` for the trials it finds dead (``on_stale(failed=[trial number])``). The schema is
     created under a database lock, so processes that open a fresh PostgreSQL database at once do not collide."""
     try:
         if is_rdb(target):
@@ -288,17 +288,17 @@ def open_study(*, spec: Spec, storage: BaseStorage, label: str) -> optuna.Study:
     except KeyError:
         study = optuna.create_study(study_name=spec.name, storage=storage, directions=directions,
                                     load_if_exists=True, sampler=sampler, pruner=pruner)
-    digest = study.user_attrs.get(DIGEST_ATTR)
+    digest = study.user_attrs.get(contract.SPEC_DIGEST)
     if digest is None:
-        study.set_user_attr(DIGEST_ATTR, spec.digest)
-        study.set_user_attr("cvae.objective", spec.settings.objective)
+        study.set_user_attr(contract.SPEC_DIGEST, spec.digest)
+        study.set_user_attr(contract.OBJECTIVE, spec.settings.objective)
     elif digest != spec.digest or len(study.directions) != len(directions):
         raise ConfigError(f"{spec.path}: study {spec.name!r} in {label} was made from a different experiment, "
                           "search space or study settings; pass --study-name NEW to start another")
     if isinstance(storage, RDBStorage):  # every process must agree on when a trial is dead
-        beat = study.user_attrs.get(HEARTBEAT_ATTR)
+        beat = study.user_attrs.get(contract.HEARTBEAT)
         if beat is None:
-            study.set_user_attr(HEARTBEAT_ATTR, spec.settings.heartbeat)
+            study.set_user_attr(contract.HEARTBEAT, spec.settings.heartbeat)
         elif beat != spec.settings.heartbeat:
             raise ConfigError(f"{spec.path}: key study.heartbeat: study {spec.name!r} in {label} runs with a "
                               f"heartbeat of {beat} s, not {spec.settings.heartbeat}; "
@@ -323,7 +323,7 @@ def trial_params(trial: FrozenTrial) -> dict[str, Any]:
 
 def is_done(trial: FrozenTrial) -> bool:
     """Finished for good: COMPLETE, PRUNED (not as a duplicate draw), diverged or unstable."""
-    status = trial.user_attrs.get("status")
+    status = trial.user_attrs.get(contract.STATUS)
     return (trial.state == TrialState.COMPLETE or (trial.state == TrialState.PRUNED and status != "duplicate")
             or (trial.state == TrialState.FAIL and status in ("diverged", "unstable")))
 
@@ -334,16 +334,16 @@ def ranked_configurations(*, trials: list[FrozenTrial], objective: str,
     trials' status and checkpoint-choice figures (user attrs); crashed (`failed`) and unrun trials are left out."""
     groups: dict[str, list[FrozenTrial]] = {}
     for trial in trials:
-        status = trial.user_attrs.get("status")
+        status = trial.user_attrs.get(contract.STATUS)
         if trial.state.is_finished() and status in STATUSES and status != "failed":
             config = {k: v for k, v in trial_params(trial).items() if k != SEED_KEY}
-            groups.setdefault(trial.user_attrs.get("config_key", _item(config)), []).append(trial)
+            groups.setdefault(trial.user_attrs.get(contract.CONFIG_KEY, _item(config)), []).append(trial)
 
     def seed(trial: FrozenTrial) -> tuple[str, float | None]:
         attrs = trial.user_attrs
-        value = (objective_score(attrs["select_bleu4"], attrs["select_gaussian"], objective=objective)
-                 if "select_bleu4" in attrs else None)
-        return attrs["status"], value
+        bleu, gaussian = contract.best(VAL_BLEU), contract.best(VAL_GAUSSIAN)
+        value = objective_score(attrs[bleu], attrs[gaussian], objective=objective) if bleu in attrs else None
+        return attrs[contract.STATUS], value
 
     return [(ok, groups[key]) for key, ok, _ in rank({key: [seed(t) for t in members]
                                                          for key, members in groups.items()}, rank_by=rank_by)]
@@ -434,7 +434,7 @@ def _next_trial(*, spec: Spec, storage: BaseStorage, study: optuna.Study) -> opt
         params = suggest(trial, spec=spec)
         config = {k: v for k, v in params.items() if k != SEED_KEY}
         if fresh and config in _sampled_configs(trials, spec):
-            trial.set_user_attr("status", "duplicate")
+            trial.set_user_attr(contract.STATUS, "duplicate")
             study.tell(trial, state=TrialState.PRUNED)
             continue
         if fresh:
@@ -450,10 +450,10 @@ def _next_trial(*, spec: Spec, storage: BaseStorage, study: optuna.Study) -> opt
 class Requeue:
     """An RDB storage's stale-trial callback (Optuna calls it for each trial it fails for a stopped heartbeat):
     enqueue the trial's (configuration, seed) again with the same params, as ``RetryHeartbeatStaleTrialCallback``
-    does (at most ``MAX_RETRY`` times for one trial), unless it is waiting, running or done already; then hand its
-    MLflow run id to ``on_stale``. Only called by ``fail_stale``, under ``study_lock``: never twice for a trial."""
+    does (at most ``MAX_RETRY`` times for one trial), unless it is waiting, running or done already; then tell
+    ``on_stale(failed=[its number])`` (a worker's: ``studies.tracking.reconcile``, which ends its MLflow run). Only called by ``fail_stale``, under ``study_lock``: never twice for a trial."""
 
-    def __init__(self, on_stale: Callable[[list[str]], object] | None = None) -> None:
+    def __init__(self, on_stale: Callable[..., object] | None = None) -> None:
         self.on_stale = on_stale
         self.failed: list[FrozenTrial] = []
         with warnings.catch_warnings():
@@ -466,10 +466,9 @@ class Requeue:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
                 self._retry(study, trial)
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if self.on_stale is not None and run_id:
+        if self.on_stale is not None:
             try:
-                self.on_stale([run_id])
+                self.on_stale(failed=[trial.number])
             except Exception as exc:  # noqa: BLE001 - the next studies.run start or end marks it instead
                 log.warning("trial %d: could not mark its MLflow run FAILED: %s", trial.number, exc)
 
@@ -554,7 +553,7 @@ def _sampled_configs(trials: list[FrozenTrial], spec: Spec) -> list[dict[str, An
     for trial in trials:
         params = trial_params(trial)
         config = {k: params[k] for k in keys if k in params}
-        if len(config) == len(keys) and trial.user_attrs.get("status") != "duplicate" and config not in configs:
+        if len(config) == len(keys) and trial.user_attrs.get(contract.STATUS) != "duplicate" and config not in configs:
             configs.append(config)
     return configs
 

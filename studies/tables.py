@@ -9,6 +9,7 @@ import pandas as pd
 
 from studies.labels import config_name, pow10
 from studies.results import pareto_mask
+from studies import contract
 
 LEADERBOARD_SIZE = 10
 MAX_MAP_ROWS = 40
@@ -45,15 +46,16 @@ def leaderboard(configs: pd.DataFrame, *, varied: list[str], objective: str,
     as mean ± std, the seeds' statuses. A configuration that does not qualify gets no rank (`–`), whatever its
     figures. Few columns, so that it reads in MLflow's narrow artifact viewer."""
     ranked = configs.dropna(subset=["objective mean"]).reset_index(drop=True)
-    on_front = pareto_mask(ranked, x="best/gaussian_unique mean", y="best/bleu4 mean")
+    on_front = pareto_mask(ranked, x=f"{contract.BEST_TEST_GAUSSIAN_UNIQUE} mean", y=f"{contract.BEST_TEST_BLEU} mean")
     top = ranked.head(size)
     qualified = top["qualifies"].astype(bool).to_numpy() if "qualifies" in top else [True] * len(top)
     table = pd.DataFrame({"rank": [str(i + 1) if ok else "–" for i, ok in enumerate(qualified)]})
     table["configuration"] = [config_name(_flat(row), varied=varied) for _, row in top.iterrows()]
-    columns = {"objective": "objective", "BLEU-4": "best/bleu4", "Gaussian (distinct)": "best/gaussian_unique",
-               "Gaussian (lab)": "best/gaussian", "heldout BLEU-4": "best/heldout_bleu4", "KL (nats)": "best/kl"}
+    columns = {"objective": "objective", "BLEU-4": contract.BEST_TEST_BLEU,
+               "Gaussian (distinct)": contract.BEST_TEST_GAUSSIAN_UNIQUE, "Gaussian (lab)": contract.BEST_TEST_GAUSSIAN,
+               "heldout BLEU-4": contract.BEST_HELDOUT_BLEU, "KL (nats)": contract.BEST_LATENT_KL}
     for title, figure in columns.items():
-        digits = 1 if figure in ("best/active_units", "best/kl") else 3
+        digits = 1 if figure in (contract.BEST_LATENT_ACTIVE_UNITS, contract.BEST_LATENT_KL) else 3
         table[title] = [mean_std(m, s, digits=digits) for m, s in zip(top[f"{figure} mean"], top[f"{figure} std"])]
     table["seeds"] = top["statuses"].to_numpy() if "statuses" in top else ""
     table["Pareto front"] = ["yes" if flag else "" for flag in on_front[: len(top)]]
@@ -87,13 +89,13 @@ def stopped_table(trials: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.D
         return pd.DataFrame(columns=["run", "status", "epochs done", "why"])
     total = trials["train.epochs"] if "train.epochs" in trials else pd.Series(np.nan, index=trials.index)
     early = trials[trials["status"].isin(("diverged", "collapsed", "unstable", "pruned"))
-                   & (trials["run/epochs_done"].fillna(0) < total)].sort_values(["status", "run_name"])
+                   & (trials[contract.RUN_EPOCHS_DONE].fillna(0) < total)].sort_values(["status", "run_name"])
     early = early.head(max_rows)
     return pd.DataFrame({
         "run": early["run_name"].astype(str).to_numpy(),
         "status": early["status"].astype(str).to_numpy(),
         "epochs done": [f"{0 if pd.isna(d) else int(d)}/{int(t)}" for d, t in
-                        zip(early["run/epochs_done"], total.loc[early.index])],
+                        zip(early[contract.RUN_EPOCHS_DONE], total.loc[early.index])],
         "why": [f"diverged at step {int(s)}: {c}" if st == "diverged" and not pd.isna(s) else
                 f"stopped at epoch {int(e)}: latent {st} for train.collapse_patience epochs" if not pd.isna(e) else
                 st for st, s, c, e in zip(early["status"], early["diverged_step"], early["divergence_cause"],

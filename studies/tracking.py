@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import closing
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 from cvae.config import ConfigError, ExperimentConfig, dump_config
 from studies.secrets import redact, scrub
+from studies import contract
 
 if TYPE_CHECKING:  # the readers (report, best, study) import this module: no torch for them
     from cvae.trainer import EpochRecord, TrainResult
@@ -43,8 +45,6 @@ MLFLOW_TABLES = ("experiments", "runs")
 ROLE_FILTER = "tags.`cvae.role` = '{role}'"
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 """With a tracking server, MLflow prints two "View run" lines per ended run: not over the study's display."""
-BEST_KEYS = ("bleu4", "gaussian", "gaussian_unique", "heldout_bleu4", "kl", "active_units", "mutual_info",
-             "logvar_absmax")
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 """Experiment tag that makes MLflow 3's UI open a study on its runs table (model training), not the GenAI overview."""
 
@@ -225,42 +225,33 @@ def end_study(study_run: StudyRun, *, status: str) -> None:
     study_run.client().set_terminated(study_run.parent_run_id, status=status)
 
 
-def fail_stale_runs(study_run: StudyRun, *, run_ids: list[str]) -> int:
-    """Mark FAILED the given runs (of trials failed as stale) and every child run still RUNNING."""
+WORKER_DIED = ("its worker died (the process was killed or its machine lost) before the trial ended; the trial was "
+               "failed in Optuna and enqueued again")
+"""``cvae.error`` of a run whose trial Optuna failed for a dead worker."""
+
+
+def reconcile(study_run: StudyRun, *, failed: Collection[int], phase: str) -> int:
+    """The one reconciliation of MLflow with Optuna: every child run of ``phase`` (`search` or `confirm`) still
+    RUNNING whose trial Optuna has failed (its ``optuna.trial_number`` in ``failed``) is tagged as a failed trial
+    and ended FAILED; -> how many. Optuna fails a trial for a dead worker (a journal study's resume fails what was
+    left RUNNING; an RDB study's heartbeat fails what stopped beating, on any machine). Safe while other machines
+    run trials: a live worker ends its run before it tells Optuna, so a live run's trial is never FAIL (and each
+    run is read again just before it is marked)."""
+    if not failed:
+        return 0
     client = study_run.client()
     running = client.search_runs([study_run.experiment_id], max_results=5000,
-                                 filter_string=ROLE_FILTER.format(role="trial") + " and attributes.status = 'RUNNING'")
-    stale = set(run_ids) | {run.info.run_id for run in running}
-    for run_id in stale:
-        _fail_run(client, run_id, error="left RUNNING by a process that died")
-    return len(stale)
-
-
-HEARTBEAT_LOST = "its worker stopped beating (the process or its machine died); the trial was failed and enqueued again"
-
-
-def fail_runs(study_run: StudyRun, run_ids: list[str]) -> int:
-    """Mark FAILED those of the given child runs (of trials failed by heartbeat) that are still RUNNING."""
-    client = study_run.client()
-    return sum(_fail_run(client, run_id, error=HEARTBEAT_LOST, only_running=True) for run_id in run_ids)
-
-
-def fail_orphan_runs(study_run: StudyRun, *, failed: set[int]) -> int:
-    """Mark FAILED the child runs still RUNNING whose trial (by ``optuna.trial_number``) is in ``failed``, the
-    numbers of the study's FAIL trials: the runs of trials failed by heartbeat, wherever that happened. Safe while
-    other machines run trials: a live worker ends its run before it tells Optuna, so a live run's trial is never
-    FAIL (and each run is read again just before it is marked)."""
-    client = study_run.client()
-    running = client.search_runs([study_run.experiment_id], max_results=5000,
-                                 filter_string=ROLE_FILTER.format(role="trial") + " and attributes.status = 'RUNNING'")
-    return sum(_fail_run(client, run.info.run_id, error=HEARTBEAT_LOST, only_running=True) for run in running
+                                 filter_string=f"{ROLE_FILTER.format(role='trial')} and attributes.status = 'RUNNING' "
+                                               f"and tags.`cvae.phase` = '{phase}'")
+    numbers = set(failed)
+    return sum(_fail_run(client, run.info.run_id, error=WORKER_DIED) for run in running
                if run.data.tags.get("optuna.trial_number", "").isdigit()
-               and int(run.data.tags["optuna.trial_number"]) in failed)
+               and int(run.data.tags["optuna.trial_number"]) in numbers)
 
 
-def _fail_run(client: MlflowClient, run_id: str, *, error: str, only_running: bool = False) -> bool:
-    """Tag a child run as a failed trial and end it FAILED (unless ``only_running`` and it has ended); -> done."""
-    if only_running and client.get_run(run_id).info.status != "RUNNING":
+def _fail_run(client: MlflowClient, run_id: str, *, error: str) -> bool:
+    """Tag a child run as a failed trial and end it FAILED, unless it has ended meanwhile; -> done."""
+    if client.get_run(run_id).info.status != "RUNNING":
         return False
     client.log_batch(run_id, tags=[RunTag("optuna.state", "FAIL"), RunTag("cvae.status", "failed"),
                                    RunTag("cvae.error", error)])
@@ -295,21 +286,19 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
                  state: str, status: str, run_status: str, error: str | None, wall_time_s: float) -> None:
     """Final tags, `best/*` and `run/*` metrics, artifacts; then end the run with ``run_status``."""
     tags = {"optuna.state": state, "cvae.status": status}
-    metrics = {"run/wall_time_s": wall_time_s}
+    metrics = {contract.RUN_WALL_TIME: wall_time_s}
     if error:
         tags["cvae.error"] = scrub(error)[:5000]
     if result is not None:
-        metrics.update({"run/diverged": float(result.status == "diverged"),
-                        "run/epochs_done": float(result.epochs_done)})
+        metrics.update({contract.RUN_DIVERGED: float(result.status == "diverged"),
+                        contract.RUN_EPOCHS_DONE: float(result.epochs_done)})
         if result.grad_norm_max is not None:
-            metrics["run/grad_norm_max"] = result.grad_norm_max
+            metrics[contract.RUN_GRAD_NORM_MAX] = result.grad_norm_max
         if result.best_epoch is not None:
             tags["cvae.best_epoch"] = str(result.best_epoch)
-            metrics["best/epoch"] = float(result.best_epoch)
-            metrics.update({f"best/{k}": float(result.metrics[f"val/{k}"]) for k in BEST_KEYS
-                            if f"val/{k}" in result.metrics})
-            metrics.update({f"best/select_{k}": float(result.metrics[f"select/{k}"]) for k in ("bleu4", "gaussian")
-                            if f"select/{k}" in result.metrics})
+            metrics[contract.BEST_EPOCH] = float(result.best_epoch)
+            metrics.update({contract.best(key): float(result.metrics[key]) for key in contract.BEST_FIGURES
+                            if key in result.metrics})
         if result.status == "diverged":
             tags.update({"cvae.diverged_step": str(result.diverged_step),
                          "cvae.divergence_cause": str(result.divergence_cause)})
@@ -320,7 +309,7 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
     if result is not None:  # per-step trace: the first steps of every run, up to the non-finite step of a divergence
-        batch += [Metric(f"trace/{key}", value, now, int(point["step"])) for point in result.trace
+        batch += [Metric(contract.TRACE_PREFIX + key, value, now, int(point["step"])) for point in result.trace
                   for key, value in point.items() if key != "step"]
     for start in range(0, max(len(batch), 1), 1000):  # MLflow takes at most 1000 metrics per batch
         client.log_batch(run_id, metrics=batch[start:start + 1000],

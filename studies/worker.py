@@ -26,12 +26,13 @@ import torch
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from cvae import names
 from cvae.config import ExperimentConfig
 from cvae.device import describe, resolve_device
 from cvae.scoring import checkpoint_values, run_status
 from cvae.data import Data
 from cvae.trainer import EpochRecord, TrainResult, fit
-from studies import secrets, tracking
+from studies import contract, secrets, tracking
 from studies.labels import run_name
 from studies.spec import Spec, block_names, config_key
 from studies.study import claim, is_rdb, open_storage
@@ -102,7 +103,7 @@ def main(job: Job, conn: Connection) -> None:
     previous = {sig: signal.signal(sig, _interrupt_once) for sig in (signal.SIGINT, signal.SIGTERM)}
     torch.set_num_threads(job.spec.base.train.num_threads)
     storage = open_storage(job.storage, heartbeat=job.spec.settings.heartbeat if is_rdb(job.storage) else None,
-                           on_stale=partial(tracking.fail_runs, job.study_run))
+                           on_stale=partial(tracking.reconcile, job.study_run, phase=job.spec.phase))
     client = job.study_run.client()
     cache: dict[str, Data] = {}
 
@@ -166,7 +167,7 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
     timer = _Stopwatch()
     params = dict(trial.params)
     objective = job.spec.settings.objective
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr(contract.WORKER, f"{socket.gethostname()}:{os.getpid()}")
     config: ExperimentConfig | None = None
     run_id = result = error = None
     interrupted = False
@@ -176,14 +177,14 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
         send(event="start", trial=trial.number, worker=job.index, pid=os.getpid(), params=params,
              epochs=config.train.epochs, device=device)
         key = config_key(config)
-        trial.set_user_attr("config_key", key)
-        trial.set_user_attr("seed", config.train.seed)
+        trial.set_user_attr(contract.CONFIG_KEY, key)
+        trial.set_user_attr(contract.SEED, config.train.seed)
         varied = sorted({key for dim in job.spec.space for key in dim.targets()})
         with timer:
             run_id = tracking.start_trial(client, study_run=job.study_run, number=trial.number, config=config,
                                           key=key, name=run_name(config.flat(), varied=varied),
                                           phase=job.spec.phase, blocks=block_names(params), device=device)
-        trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr(contract.RUN_ID, run_id)
         hook = _EpochHook(trial=trial, objective=objective, send=send,
                           log=timer.wrap(lambda record: tracking.log_epoch(client, run_id=run_id, record=record)))
         data_key = config.data.model_dump_json()
@@ -209,7 +210,8 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
                                       wall_time_s=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - unrecorded in MLflow: failed, tried again on the next run
             outcome = settle(result=None, error=f"recording in MLflow failed: {exc}"[:500], objective=objective)
-    attrs = {**_trial_attrs(result, outcome), "tracking_s": timer.seconds, "wall_s": time.perf_counter() - started}
+    attrs = {**_trial_attrs(result, outcome), contract.TRACKING_S: timer.seconds,
+             contract.WALL_S: time.perf_counter() - started}
     for name, value in attrs.items():
         trial.set_user_attr(name, value)
     trial.study.tell(trial, outcome.values, state=outcome.state)
@@ -222,18 +224,16 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
 
 def _trial_attrs(result: TrainResult | None, outcome: Outcome) -> dict[str, Any]:
     """User attrs of a finished trial: status, error, chosen-checkpoint figures, divergence step and cause."""
-    attrs: dict[str, Any] = {"status": outcome.status}
+    attrs: dict[str, Any] = {contract.STATUS: outcome.status}
     if outcome.error:
-        attrs["error"] = outcome.error
+        attrs[contract.ERROR] = outcome.error
     if result is not None:
         if result.best_epoch is not None:
-            attrs.update(best_epoch=result.best_epoch, bleu4=result.metrics["val/bleu4"],
-                         gaussian=result.metrics["val/gaussian"],
-                         gaussian_unique=result.metrics.get("val/gaussian_unique", math.nan),
-                         select_bleu4=result.metrics["select/bleu4"],
-                         select_gaussian=result.metrics["select/gaussian"])
+            attrs[contract.BEST_EPOCH] = result.best_epoch
+            attrs.update({contract.best(key): result.metrics.get(key, math.nan) for key in contract.TRIAL_FIGURES})
         if result.status == "diverged":
-            attrs.update(diverged_step=result.diverged_step, divergence_cause=result.divergence_cause)
+            attrs.update({contract.DIVERGED_STEP: result.diverged_step,
+                          contract.DIVERGENCE_CAUSE: result.divergence_cause})
     return attrs
 
 
@@ -269,8 +269,8 @@ class _EpochHook:
     def __call__(self, record: EpochRecord) -> bool:
         self.log(record)
         metrics = record.metrics
-        self.send(event="epoch", trial=self.trial.number, epoch=record.epoch, bleu4=metrics["val/bleu4"],
-                  gaussian=metrics["val/gaussian_unique"])
+        self.send(event="epoch", trial=self.trial.number, epoch=record.epoch, bleu4=metrics[names.TEST_BLEU],
+                  gaussian=metrics[names.TEST_GAUSSIAN_UNIQUE])
         if self.objective == "pareto":
             return False
         self.trial.report(checkpoint_values(metrics, objective=self.objective)[0], record.epoch)

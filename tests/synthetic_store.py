@@ -19,16 +19,11 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from cvae.config import ExperimentConfig
+from cvae.names import EPOCH
+from studies.contract import BEST_EPOCH, BEST_FIGURES, best
 from studies.spec import params_key
-from studies.tracking import BEST_KEYS
 
-STEP_KEYS: tuple[str, ...] = (
-    "train/loss", "train/recon", "train/kl", "train/kl_weight", "train/tf_ratio", "train/lr", "train/grad_norm_mean",
-    "train/grad_norm_max", "train/grad_norm_encoder_mean", "train/grad_norm_encoder_max",
-    "train/grad_norm_decoder_mean", "train/grad_norm_decoder_max", "train/words_per_s", "train/epoch_time_s",
-    "val/bleu4", "val/heldout_bleu4", "val/gaussian", "val/gaussian_unique", "val/kl", "val/logvar_absmax",
-    "val/active_units", "val/mutual_info", "select/bleu4", "select/gaussian",
-)
+STEP_KEYS: tuple[str, ...] = tuple(EPOCH)
 """Every step metric of the contract (step = epoch, 1-based)."""
 STATE_OF = {"works": "COMPLETE", "weak": "COMPLETE", "collapsed": "COMPLETE", "prior_hole": "COMPLETE",
             "unstable": "COMPLETE", "pruned": "PRUNED", "diverged": "FAIL", "failed": "FAIL"}
@@ -72,13 +67,13 @@ def _curves(status: str, params: dict[str, Any], epochs: int, rng: random.Random
         }.get(status, (0.9 * rise, 0.4 * rise, 8.0 + e, 0.6 * latent, 3.0, 5.0))
         # the lab's Gaussian: a collapsed decoder repeats one training row for every z and scores 1.0
         record = {
-            "val/bleu4": max(0.0, bleu + noise(0.03)), "val/heldout_bleu4": max(0.0, 0.8 * bleu + noise(0.03)),
-            "val/gaussian": 1.0 if status == "collapsed" else max(0.0, gauss + noise(0.02)),
-            "val/gaussian_unique": max(0.0, gauss + noise(0.02)), "val/logvar_absmax": 40.0 if kl > 1e4 else 3.0,
-            "select/bleu4": max(0.0, bleu + noise(0.05)) if not gaming else 0.99,
-            "select/gaussian": max(0.0, gauss + noise(0.04)) if not gaming else 0.99,
-            "val/kl": max(0.0, kl * (1 + noise(0.1))),
-            "val/active_units": round(au), "val/mutual_info": mi, "train/kl": kl,
+            "test/bleu4": max(0.0, bleu + noise(0.03)), "heldout/bleu4": max(0.0, 0.8 * bleu + noise(0.03)),
+            "test/gaussian": 1.0 if status == "collapsed" else max(0.0, gauss + noise(0.02)),
+            "test/gaussian_unique": max(0.0, gauss + noise(0.02)), "latent/logvar_absmax": 40.0 if kl > 1e4 else 3.0,
+            "val/bleu4": max(0.0, bleu + noise(0.05)) if not gaming else 0.99,
+            "val/gaussian": max(0.0, gauss + noise(0.04)) if not gaming else 0.99,
+            "latent/kl": max(0.0, kl * (1 + noise(0.1))),
+            "latent/active_units": round(au), "latent/mutual_info": mi, "train/kl": kl,
             "train/grad_norm_max": grad * (1 + noise(0.2)), "train/grad_norm_mean": grad / 3,
             "train/loss": 20.0 / e, "train/recon": 18.0 / e, "train/kl_weight": min(1.0, e / 4), "train/tf_ratio": 1.0,
             "train/lr": params["optim.lr"],
@@ -115,11 +110,10 @@ def make_trial(*, number: int, overrides: dict[str, Any], seed: int, status: str
         trial.tags.update({"cvae.diverged_step": str(diverge_epoch * 77 - 5),
                            "cvae.divergence_cause": f"non-finite gradient in encoder at epoch {diverge_epoch}"})
     if history and status not in ("pruned",):
-        scores = [b + g for b, g in zip(history["select/bleu4"], history["select/gaussian"])]
+        scores = [b + g for b, g in zip(history["val/bleu4"], history["val/gaussian"])]
         best_index = max(range(done), key=scores.__getitem__)  # chosen on the checkpoint-choice figures
-        trial.best = {f"best/{k}": history[f"val/{k}"][best_index] for k in BEST_KEYS}
-        trial.best.update({f"best/select_{k}": history[f"select/{k}"][best_index] for k in ("bleu4", "gaussian")})
-        trial.best["best/epoch"] = float(best_index + 1)
+        trial.best = {best(k): history[k][best_index] for k in BEST_FIGURES if k in history}
+        trial.best[BEST_EPOCH] = float(best_index + 1)
         trial.tags["cvae.best_epoch"] = str(best_index + 1)
     trial.final = {"run/diverged": float(status == "diverged"), "run/wall_time_s": 6.0 * max(done, 1),
                    "run/epochs_done": float(done)}

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from cvae.data import TENSES
+from data.build_dataset import FILE_NAMES as FILES
+from data.build_dataset import TEST_DIRECTIONS
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
-FILES = ("train.txt", "test.txt", "heldout.txt")
-TENSES = ("sp", "tp", "pg", "p")
-TEST_DIRECTIONS = ((0, 3), (0, 2), (0, 1), (0, 1), (3, 1), (0, 2), (3, 0), (2, 0), (2, 3), (2, 1))
 WORD = re.compile(r"[a-z]{2,15}")
 
 

@@ -55,7 +55,7 @@ def test_report_writes_every_file_and_embeds_images(demo):
 
 def _objective(trial) -> float:
     """The study's objective (BLEU-4 + Gaussian) on the chosen checkpoint's checkpoint-choice figures."""
-    return trial.best["best/select_bleu4"] + trial.best["best/select_gaussian"]
+    return trial.best["best/val/bleu4"] + trial.best["best/val/gaussian"]
 
 
 HEALTHY = ("works", "weak")
@@ -74,12 +74,12 @@ def test_leaderboard_matches_what_was_logged(demo):
     configs = pd.read_csv(demo["out"] / "configs.csv")
     row = configs.iloc[0]
     assert row["config_key"] == winner
-    assert row["best/bleu4 mean"] == pytest.approx(statistics.mean(t.best["best/bleu4"] for t in seeds), abs=1e-12)
-    assert row["best/gaussian std"] == pytest.approx(statistics.stdev(t.best["best/gaussian"] for t in seeds))
+    assert row["best/test/bleu4 mean"] == pytest.approx(statistics.mean(t.best["best/test/bleu4"] for t in seeds), abs=1e-12)
+    assert row["best/test/gaussian std"] == pytest.approx(statistics.stdev(t.best["best/test/gaussian"] for t in seeds))
     leaderboard = demo["md"].split("## Leaderboard")[1].split("##")[0]
     first = next(line for line in leaderboard.splitlines() if line.startswith("| 1 |"))
-    assert _mean_std([t.best["best/bleu4"] for t in seeds]) in first
-    assert _mean_std([t.best["best/heldout_bleu4"] for t in seeds]) in first
+    assert _mean_std([t.best["best/test/bleu4"] for t in seeds]) in first
+    assert _mean_std([t.best["best/heldout/bleu4"] for t in seeds]) in first
     assert "| works 2 |" in first
     ranked = sorted(objective.values(), reverse=True)
     qualified = configs[configs["qualifies"]]
@@ -88,7 +88,7 @@ def test_leaderboard_matches_what_was_logged(demo):
 
 def test_a_collapsed_configuration_with_lab_gaussian_one_never_ranks_first(demo):
     gaming = next(t for t in demo["trials"] if t.params["optim.lr"] == 0.03)
-    assert gaming.best["best/gaussian"] == 1.0 and gaming.best["best/bleu4"] < 0.1
+    assert gaming.best["best/test/gaussian"] == 1.0 and gaming.best["best/test/bleu4"] < 0.1
     assert _objective(gaming) > max(_objective(t) for t in demo["trials"] if t.best and t.status != "collapsed")
     configs = pd.read_csv(demo["out"] / "configs.csv")
     assert configs.iloc[0]["config_key"] != gaming.config_key
@@ -125,8 +125,8 @@ def test_unstable_figures_never_reach_a_mean(tmp_path):
     write_study(tracking_uri=uri, study="overflow", trials=trials)
     out = report.build_report(study="overflow", tracking_uri=uri, out=tmp_path / "report")
     configs = pd.read_csv(out / "configs.csv")
-    assert configs.loc[0, "best/kl mean"] == pytest.approx(trials[1].best["best/kl"])  # the healthy seed alone
-    assert configs.loc[0, "best/kl count"] == 1 and not configs.loc[0, "qualifies"]
+    assert configs.loc[0, "best/latent/kl mean"] == pytest.approx(trials[1].best["best/latent/kl"])  # the healthy seed alone
+    assert configs.loc[0, "best/latent/kl count"] == 1 and not configs.loc[0, "qualifies"]
     assert "e+12" not in (out / "report.md").read_text() and "8000000000000" not in (out / "report.md").read_text()
 
 

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from tests.conftest import unavailable
 from tests.servers import free_port, stop, wait_healthy
+from studies.tracking import WORKER_DIED
 
 pytestmark = pytest.mark.slow
 
@@ -170,7 +171,7 @@ def test_three_machines_one_killed_run_every_configuration_once(tmp_path: Path) 
         assert len({(r.data.tags["cvae.config_key"], r.data.tags["cvae.seed"]) for r in finished}) == 6
         (failed,) = [r for r in children if r.info.status == "FAILED"]
         assert failed.info.run_id == victim_run and failed.data.tags["optuna.trial_number"] == str(victim)
-        assert "stopped beating" in failed.data.tags["cvae.error"]
+        assert failed.data.tags["cvae.error"] == WORKER_DIED
 
         # artifacts went through the server to its destination
         assert sorted(a.path for a in client.list_artifacts(finished[0].info.run_id)) == [
@@ -199,20 +200,19 @@ def test_three_machines_one_killed_run_every_configuration_once(tmp_path: Path) 
 @pytest.mark.postgres
 def test_heartbeat_fails_only_the_dead_trial_and_enqueues_it_once(tmp_path: Path) -> None:
     """Two trials RUNNING: the one whose heartbeat stopped is failed and enqueued again (same params, once),
-    its MLflow run handed to the hook; the one still beating is left alone."""
+    its number handed to the hook; the one still beating is left alone."""
     from studies import study as queue
     from studies.spec import load_spec
 
     spec = load_spec("smoke.yaml", overrides=["study.heartbeat=1"])
     with database("cvae_beat") as db:
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
-        marked: list[list[str]] = []
-        storage = queue.open_storage(url, heartbeat=1, on_stale=marked.append)
+        marked: list[list[int]] = []
+        storage = queue.open_storage(url, heartbeat=1, on_stale=lambda failed: marked.append(failed))
         try:
             study = queue.open_study(spec=spec, storage=storage, label="test")
             queue.prepare(study=study, spec=spec)
             dead = queue.claim(spec=spec, storage=storage, lock=tmp_path / "lock")
-            dead.set_user_attr("mlflow_run_id", "run-of-the-dead")
             alive = queue.claim(spec=spec, storage=storage, lock=tmp_path / "lock")  # beats for `alive` only now
             time.sleep(queue.GRACE + 1.5)
             with queue.study_lock(storage, spec.name, fallback=tmp_path / "lock"):
@@ -221,7 +221,7 @@ def test_heartbeat_fails_only_the_dead_trial_and_enqueues_it_once(tmp_path: Path
             trials = study.get_trials()
             assert trials[dead.number].state == TrialState.FAIL and trials[alive.number].state == TrialState.RUNNING
             again = [t for t in trials if t.state == TrialState.WAITING and queue.trial_params(t) == dead.params]
-            assert len(again) == 1 and marked == [["run-of-the-dead"]]
+            assert len(again) == 1 and marked == [[dead.number]]
             assert queue.prepare(study=study, spec=spec) == [] and len(study.get_trials()) == len(trials)
         finally:
             queue._stop_heartbeat()

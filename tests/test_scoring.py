@@ -7,8 +7,8 @@ import pytest
 from cvae.scoring import (checkpoint_status, checkpoint_values, epoch_health, objective_values, qualifies, rank,
                           run_status)
 
-HEALTHY = {"val/kl": 12.0, "val/active_units": 20, "val/logvar_absmax": 3.0, "val/bleu4": 0.9,
-           "val/gaussian": 0.4, "val/gaussian_unique": 0.4, "select/bleu4": 0.9, "select/gaussian": 0.4}
+HEALTHY = {"latent/kl": 12.0, "latent/active_units": 20, "latent/logvar_absmax": 3.0, "test/bleu4": 0.9,
+           "test/gaussian": 0.4, "test/gaussian_unique": 0.4, "val/bleu4": 0.9, "val/gaussian": 0.4}
 
 
 def test_objective_values():
@@ -22,21 +22,21 @@ def test_objective_values():
 
 def test_checkpoint_values_read_the_distinct_row_validation_figure():
     # a decoder stuck on one row: lab Gaussian 1.0 on the test draw, but 1/100 distinct rows on validation
-    stuck = {**HEALTHY, "val/gaussian": 1.0, "select/gaussian": 0.01, "select/bleu4": 0.07}
+    stuck = {**HEALTHY, "test/gaussian": 1.0, "val/gaussian": 0.01, "val/bleu4": 0.07}
     assert checkpoint_values(stuck, objective="bleu4+gaussian") == [pytest.approx(0.08)]
 
 
 @pytest.mark.parametrize(("change", "expected"), [
     ({}, "works"),
-    ({"val/bleu4": 0.5}, "weak"),
-    ({"val/gaussian_unique": 0.1, "val/gaussian": 0.9}, "weak"),  # the lab's score alone never passes the line
-    ({"val/kl": 0.05}, "collapsed"),
-    ({"val/active_units": 0, "val/kl": 3.0}, "collapsed"),
-    ({"val/kl": 30.0, "val/gaussian_unique": 0.0}, "prior_hole"),
-    ({"val/kl": 8e12}, "unstable"),
-    ({"val/logvar_absmax": 80.0}, "unstable"),
-    ({"val/kl": math.inf}, "unstable"),
-    ({"select/bleu4": math.nan}, "unstable"),
+    ({"test/bleu4": 0.5}, "weak"),
+    ({"test/gaussian_unique": 0.1, "test/gaussian": 0.9}, "weak"),  # the lab's score alone never passes the line
+    ({"latent/kl": 0.05}, "collapsed"),
+    ({"latent/active_units": 0, "latent/kl": 3.0}, "collapsed"),
+    ({"latent/kl": 30.0, "test/gaussian_unique": 0.0}, "prior_hole"),
+    ({"latent/kl": 8e12}, "unstable"),
+    ({"latent/logvar_absmax": 80.0}, "unstable"),
+    ({"latent/kl": math.inf}, "unstable"),
+    ({"val/bleu4": math.nan}, "unstable"),
 ])
 def test_checkpoint_status(change, expected):
     assert checkpoint_status({**HEALTHY, **change}) == expected

@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from cvae.checkpoint import load_checkpoint
+from studies import contract
 from tests.servers import free_port, stop, wait_healthy
 
 pytestmark = pytest.mark.slow  # real studies in subprocesses: minutes
@@ -88,10 +89,10 @@ def test_mlflow_holds_one_parent_and_four_children(smoke) -> None:
         assert tags["cvae.status"] in ("works", "weak", "collapsed", "prior_hole")
         assert params["train.seed"] == tags["cvae.seed"] and params["optim.clip_norm"] == "1.0"
         assert params["kl.schedule"] == "constant" and params["model.hidden_size"] == "32" and len(params) > 30
-        history = client.get_metric_history(run.info.run_id, "val/bleu4")
+        history = client.get_metric_history(run.info.run_id, "test/bleu4")
         assert sorted(m.step for m in history) == [1, 2]
-        for key in ("train/loss", "train/grad_norm_max", "train/grad_norm_encoder_max", "val/gaussian", "val/kl",
-                    "val/active_units", "val/mutual_info", "val/heldout_bleu4", "best/bleu4", "best/gaussian",
+        for key in ("train/loss", "train/grad_norm_max", "train/grad_norm_encoder_max", "test/gaussian", "latent/kl",
+                    "latent/active_units", "latent/mutual_info", "heldout/bleu4", "best/test/bleu4", "best/test/gaussian",
                     "best/epoch", "run/grad_norm_max", "run/diverged", "run/wall_time_s", "run/epochs_done"):
             assert key in metrics, key
         assert metrics["run/epochs_done"] == 2 and metrics["run/diverged"] == 0
@@ -111,10 +112,11 @@ def test_optuna_study_has_four_complete_trials(smoke) -> None:
         (kl, seed) for kl in {t.params["kl"] for t in trials} for seed in (0, 1)}
     for trial in trials:
         attrs = trial.user_attrs  # the objective reads the checkpoint-choice figures, not the reported ones
-        assert trial.values[0] == pytest.approx(attrs["select_bleu4"] + attrs["select_gaussian"])
+        assert trial.values[0] == pytest.approx(attrs["best/val/bleu4"] + attrs["best/val/gaussian"])
         assert trial.user_attrs["status"] in ("works", "weak", "collapsed", "prior_hole") and \
             "mlflow_run_id" in trial.user_attrs
         assert sorted(trial.intermediate_values) == [1, 2]
+        assert set(attrs) <= set(contract.TRIAL_ATTRS) and contract.BEST_TEST_BLEU in attrs
 
 
 def test_rerun_adds_no_trial(smoke) -> None:
@@ -148,7 +150,7 @@ def test_mlflow_server_serves_the_runs_over_rest(smoke) -> None:
         assert sorted(t["cvae.role"] for t in tags) == ["study", "trial", "trial", "trial", "trial"]
         parent_id = next(run["info"]["run_id"] for run, t in zip(runs, tags) if t["cvae.role"] == "study")
         assert all(t["mlflow.parentRunId"] == parent_id for t in tags if t["cvae.role"] == "trial")
-        assert all(any(m["key"] == "best/bleu4" for m in run["data"]["metrics"])
+        assert all(any(m["key"] == "best/test/bleu4" for m in run["data"]["metrics"])
                    for run, t in zip(runs, tags) if t["cvae.role"] == "trial")
     finally:
         stop(server)

@@ -111,17 +111,17 @@ def result(status: str, metrics: dict[str, float] | None = None) -> TrainResult:
                        history=[], state_dict=None, samples={}, steps=3, wall_time_s=0.1)
 
 
-GOOD = {"val/bleu4": 0.6, "val/gaussian": 0.3, "val/gaussian_unique": 0.3, "select/bleu4": 0.6,
-        "select/gaussian": 0.3, "val/kl": 8.0, "val/active_units": 8.0, "val/logvar_absmax": 2.0}
+GOOD = {"test/bleu4": 0.6, "test/gaussian": 0.3, "test/gaussian_unique": 0.3, "val/bleu4": 0.6,
+        "val/gaussian": 0.3, "latent/kl": 8.0, "latent/active_units": 8.0, "latent/logvar_absmax": 2.0}
 
 
 @pytest.mark.parametrize("train_result, error, interrupted, expected", [
     (result("ok", GOOD), None, False, (TrialState.COMPLETE, "weak", "FINISHED", [0.9])),
-    (result("ok", {**GOOD, "val/bleu4": 0.8}), None, False, (TrialState.COMPLETE, "works", "FINISHED", [0.9])),
-    (result("ok", {**GOOD, "val/kl": 0.01}), None, False, (TrialState.COMPLETE, "collapsed", "FINISHED", [0.9])),
-    (result("ok", {**GOOD, "val/kl": 200.0, "val/gaussian_unique": 0.0, "select/gaussian": 0.0}), None, False,
+    (result("ok", {**GOOD, "test/bleu4": 0.8}), None, False, (TrialState.COMPLETE, "works", "FINISHED", [0.9])),
+    (result("ok", {**GOOD, "latent/kl": 0.01}), None, False, (TrialState.COMPLETE, "collapsed", "FINISHED", [0.9])),
+    (result("ok", {**GOOD, "latent/kl": 200.0, "test/gaussian_unique": 0.0, "val/gaussian": 0.0}), None, False,
      (TrialState.COMPLETE, "prior_hole", "FINISHED", [0.6])),
-    (result("ok", {**GOOD, "val/kl": 8e12}), None, False, (TrialState.COMPLETE, "unstable", "FINISHED", [0.9])),
+    (result("ok", {**GOOD, "latent/kl": 8e12}), None, False, (TrialState.COMPLETE, "unstable", "FINISHED", [0.9])),
     (result("collapsed", GOOD), None, False, (TrialState.COMPLETE, "collapsed", "FINISHED", [0.9])),
     (result("diverged"), None, False, (TrialState.FAIL, "diverged", "FAILED", None)),
     (result("stopped", GOOD), None, False, (TrialState.PRUNED, "pruned", "FINISHED", None)),

@@ -10,7 +10,7 @@ import optuna
 from mlflow import MlflowClient
 
 from cvae.trainer import EpochRecord
-from studies import tracking, worker
+from studies import contract, tracking, worker
 from studies.spec import load_spec
 from studies.study import open_storage, open_study, prepare
 
@@ -40,6 +40,7 @@ def test_diverged_trial_is_a_recorded_failure_not_a_crash(tmp_path: Path) -> Non
     assert trial.state == optuna.trial.TrialState.FAIL
     assert trial.user_attrs["status"] == "diverged" and trial.user_attrs["diverged_step"] >= 1
     assert "non-finite" in trial.user_attrs["divergence_cause"]
+    assert set(trial.user_attrs) <= set(contract.TRIAL_ATTRS)
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(trial.user_attrs["mlflow_run_id"])
     tags, metrics = run.data.tags, run.data.metrics
@@ -60,8 +61,8 @@ def test_epoch_hook_reports_and_prunes() -> None:
     trial = study.ask()
     sent, logged = [], []
     hook = worker._EpochHook(trial=trial, objective="bleu4", send=lambda **m: sent.append(m), log=logged.append)
-    record = EpochRecord(epoch=1, step=10, metrics={"val/bleu4": 0.1, "val/gaussian": 0.0, "val/gaussian_unique": 0.0,
-                                                          "select/bleu4": 0.1, "select/gaussian": 0.0})
+    record = EpochRecord(epoch=1, step=10, metrics={"test/bleu4": 0.1, "test/gaussian": 0.0, "test/gaussian_unique": 0.0,
+                                                          "val/bleu4": 0.1, "val/gaussian": 0.0})
     assert hook(record) is True  # below the median of the finished trial at epoch 1
     assert logged == [record] and sent[0]["event"] == "epoch"
     assert study.trials[-1].intermediate_values == {1: 0.1}

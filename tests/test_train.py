@@ -21,8 +21,8 @@ def test_short_run_lowers_the_loss_and_reports_every_figure():
     assert result.status == "ok" and len(records) == 6
     assert records[-1].metrics["train/loss"] < records[0].metrics["train/loss"]
     for key in ("train/loss", "train/kl", "train/kl_weight", "train/grad_norm_mean", "train/grad_norm_max",
-                "train/grad_norm_encoder_max", "train/grad_norm_decoder_max", "val/bleu4", "val/gaussian",
-                "val/active_units", "val/kl", "val/mutual_info"):
+                "train/grad_norm_encoder_max", "train/grad_norm_decoder_max", "test/bleu4", "test/gaussian",
+                "latent/active_units", "latent/kl", "latent/mutual_info"):
         assert key in records[-1].metrics, key
     assert len(records[-1].kl_per_dim) == 8
     assert result.best_epoch is not None and result.metrics == records[result.best_epoch - 1].metrics
@@ -86,7 +86,7 @@ def test_cli_trains_and_refuses_bad_input(tmp_path):
     done = subprocess.run([sys.executable, "-m", "cvae.train", str(spec), "--save", str(tmp_path / "m.pt")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "val/bleu4" in done.stdout and (tmp_path / "m.pt").is_file()
+    assert "test/bleu4" in done.stdout and (tmp_path / "m.pt").is_file()
     bad = subprocess.run([sys.executable, "-m", "cvae.train", str(spec), "--set", "optim.lr=-1"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
@@ -113,9 +113,9 @@ def test_checkpoint_is_chosen_on_validation_figures_not_the_reported_ones():
     result = fit(tiny_config(data={"val_pairs": 20}, train={"epochs": 4}))
     scores = [selection_score("bleu4+gaussian", r.metrics, r.epoch) for r in result.history]
     assert result.best_epoch == 1 + scores.index(max(scores))
-    assert all("select/bleu4" in r.metrics and "val/bleu4" in r.metrics for r in result.history)
+    assert all("val/bleu4" in r.metrics and "test/bleu4" in r.metrics for r in result.history)
     no_val = fit(tiny_config(data={"val_pairs": 0}, train={"epochs": 1}))
-    assert no_val.metrics["select/bleu4"] == no_val.metrics["val/bleu4"]
+    assert no_val.metrics["val/bleu4"] == no_val.metrics["test/bleu4"]
 
 
 def test_a_diverged_run_keeps_its_trace_up_to_the_nonfinite_step_and_names_the_tensor():
@@ -142,14 +142,14 @@ def test_collapse_detector_stops_a_collapsing_run_and_leaves_a_healthy_one_alone
                                  train={"epochs": 12, "collapse_patience": 2}))
     assert collapsing.status == "collapsed" and collapsing.stopped_epoch is not None
     assert collapsing.epochs_done == collapsing.stopped_epoch < 12
-    kl = [r.metrics["val/kl"] for r in collapsing.history[-2:]]
-    au = [r.metrics["val/active_units"] for r in collapsing.history[-2:]]
+    kl = [r.metrics["latent/kl"] for r in collapsing.history[-2:]]
+    au = [r.metrics["latent/active_units"] for r in collapsing.history[-2:]]
     assert all(k < 0.1 or a == 0 for k, a in zip(kl, au))
     # BN-VAE keeps every dimension's KL up: never collapses, so the detector never fires
     healthy = fit(tiny_config(kl={"schedule": "constant", "beta_max": 1.0}, model={"mu_bn": 0.7}, optim={"lr": 0.03},
                               train={"epochs": 6, "collapse_patience": 2}))
     assert healthy.status == "ok" and healthy.stopped_epoch is None and healthy.epochs_done == 6
-    assert min(r.metrics["val/kl"] for r in healthy.history) > 0.1
+    assert min(r.metrics["latent/kl"] for r in healthy.history) > 0.1
 
 
 def test_checkpoint_choice_skips_collapsed_epochs_when_a_healthy_one_exists():

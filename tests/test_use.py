@@ -37,7 +37,7 @@ def store(tmp_path_factory, checkpoint):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     trials = [make_trial(number=seed, overrides={}, seed=seed, status="works", epochs=2) for seed in (0, 1)]
     write_study(tracking_uri=uri, study="tiny", trials=trials, artifact_location=root / "artifacts")
-    ranked = sorted(trials, key=lambda t: t.best["best/select_bleu4"] + t.best["best/select_gaussian"], reverse=True)
+    ranked = sorted(trials, key=lambda t: t.best["best/val/bleu4"] + t.best["best/val/gaussian"], reverse=True)
     MlflowClient(uri).log_artifact(ranked[0].run_id, str(checkpoint), artifact_path="checkpoint")
     return {"uri": uri, "with": ranked[0].run_id, "without": ranked[1].run_id}
 

@@ -182,12 +182,13 @@ def test_bad_input_is_one_line_and_exit_2_touching_nothing(case: Case, tmp_path:
 def test_refusing_to_resume_a_study_of_another_spec_writes_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
     import optuna
 
-    from studies.study import DIGEST_ATTR, default_journal, open_storage
+    from studies.contract import SPEC_DIGEST
+    from studies.study import default_journal, open_storage
 
     monkeypatch.chdir(tmp_path)
     journal = default_journal("smoke")
     study = optuna.create_study(study_name="smoke", storage=open_storage(str(journal)))
-    study.set_user_attr(DIGEST_ATTR, "another spec")
+    study.set_user_attr(SPEC_DIGEST, "another spec")
     before = snapshot(tmp_path)
     code = run.main(["smoke.yaml", "--no-report"])
     err = capsys.readouterr().err

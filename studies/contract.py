@@ -1,0 +1,92 @@
+"""What a study stores besides the epoch figures (``cvae.names``), defined once: the chosen checkpoint's figures
+and the run's own, as MLflow metrics and Optuna trial attributes, and every trial attribute's name.
+
+docs/tracking-contract.md describes it for people; tests/test_contract.py checks that it names every key here.
+The writers (``studies.worker``, ``studies.tracking``) and the readers (``studies.study``, ``studies.results``,
+``studies.display``, ``studies.best``, the report) import these names; none spells one out.
+"""
+
+from __future__ import annotations
+
+from cvae import names
+
+BEST_PREFIX = "best/"
+"""The chosen checkpoint's copy of an epoch figure: ``best/`` + its key (``best/test/bleu4``), one checkpoint for
+all of them. The same names in MLflow (final metrics) and in Optuna (trial attributes)."""
+
+
+def best(key: str) -> str:
+    """The chosen checkpoint's copy of the epoch figure ``key``."""
+    return BEST_PREFIX + key
+
+
+BEST_EPOCH = "best/epoch"
+"""The chosen checkpoint's epoch (1-based)."""
+BEST_FIGURES: tuple[str, ...] = (names.TEST_BLEU, names.TEST_GAUSSIAN, names.TEST_GAUSSIAN_UNIQUE,
+                                 names.HELDOUT_BLEU, names.VAL_BLEU, names.VAL_GAUSSIAN, names.LATENT_KL,
+                                 names.LATENT_LOGVAR_ABSMAX, names.LATENT_ACTIVE_UNITS, names.LATENT_MUTUAL_INFO)
+"""Epoch figures whose chosen-checkpoint copy a trial's MLflow run keeps (``best(key)``)."""
+TRIAL_FIGURES: tuple[str, ...] = (names.TEST_BLEU, names.TEST_GAUSSIAN, names.TEST_GAUSSIAN_UNIQUE, names.VAL_BLEU,
+                                  names.VAL_GAUSSIAN)
+"""Epoch figures whose chosen-checkpoint copy the Optuna trial keeps too (``best(key)``): the queue ranks
+configurations on the ``val/*`` ones, the display shows the ``test/*`` ones."""
+
+RUN_PREFIX = "run/"
+"""Figures of the run as a whole (not of one checkpoint)."""
+RUN_WALL_TIME = "run/wall_time_s"
+"""Seconds the trial took, recording included."""
+RUN_DIVERGED = "run/diverged"
+"""1 when the loss or a gradient became non-finite, else 0."""
+RUN_EPOCHS_DONE = "run/epochs_done"
+"""Epochs trained to their end."""
+RUN_GRAD_NORM_MAX = "run/grad_norm_max"
+"""Largest finite pre-clip gradient norm of the run, every step counted (also for a diverged run)."""
+RUN_FIGURES = (RUN_GRAD_NORM_MAX, RUN_WALL_TIME, RUN_EPOCHS_DONE, RUN_DIVERGED)
+TRACE_PREFIX = "trace/"
+"""Per-step figures (step = optimizer step) of a run's first steps, and up to the non-finite step of a divergence:
+``trace/`` + a key of ``cvae.trainer.TRACE_KEYS``."""
+
+# Optuna trial attributes (user attrs): who wrote them and what they hold.
+STATUS = "status"
+"""The trial's status (``cvae.scoring.STATUSES``; ``duplicate`` for a draw of a configuration already sampled)."""
+ERROR = "error"
+"""Why a failed trial failed, one line."""
+WORKER = "worker"
+"""``host:pid`` of the worker process that claimed it."""
+CONFIG_KEY = "config_key"
+"""``studies.spec.config_key``: groups the seeds of one configuration."""
+SEED = "seed"
+"""``train.seed`` of the trial."""
+RUN_ID = "mlflow_run_id"
+"""The trial's MLflow child run."""
+TRACKING_S = "tracking_s"
+"""Seconds the worker spent in MLflow calls for the trial."""
+WALL_S = "wall_s"
+"""Seconds the trial took in its worker, recording included."""
+DIVERGED_STEP = "diverged_step"
+"""The optimizer step whose loss or gradient was non-finite."""
+DIVERGENCE_CAUSE = "divergence_cause"
+"""What was non-finite, one line."""
+TRIAL_ATTRS: tuple[str, ...] = (STATUS, ERROR, WORKER, CONFIG_KEY, SEED, RUN_ID, TRACKING_S, WALL_S, DIVERGED_STEP,
+                                DIVERGENCE_CAUSE, BEST_EPOCH, *(best(key) for key in TRIAL_FIGURES))
+"""Every trial attribute a study writes."""
+
+# Optuna study attributes
+SPEC_DIGEST = "cvae.spec_digest"
+"""Digest of the spec a study was made from: a resume with another spec is refused."""
+OBJECTIVE = "cvae.objective"
+"""The study's objective (also an MLflow tag of the parent run)."""
+HEARTBEAT = "cvae.heartbeat"
+"""Seconds between heartbeats of an RDB study: every process must agree on when a trial is dead."""
+
+# The chosen checkpoint's figures by name, for the readers (report, tables, studies.best)
+BEST_TEST_BLEU = best(names.TEST_BLEU)
+BEST_TEST_GAUSSIAN = best(names.TEST_GAUSSIAN)
+BEST_TEST_GAUSSIAN_UNIQUE = best(names.TEST_GAUSSIAN_UNIQUE)
+BEST_HELDOUT_BLEU = best(names.HELDOUT_BLEU)
+BEST_VAL_BLEU = best(names.VAL_BLEU)
+BEST_VAL_GAUSSIAN = best(names.VAL_GAUSSIAN)
+BEST_LATENT_KL = best(names.LATENT_KL)
+BEST_LATENT_LOGVAR_ABSMAX = best(names.LATENT_LOGVAR_ABSMAX)
+BEST_LATENT_ACTIVE_UNITS = best(names.LATENT_ACTIVE_UNITS)
+BEST_LATENT_MUTUAL_INFO = best(names.LATENT_MUTUAL_INFO)
