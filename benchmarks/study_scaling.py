@@ -50,8 +50,8 @@ def run_study(folder: Path, spec: Path, *, workers: int) -> dict[str, float]:
     trials = optuna.load_study(study_name=f"scaling-w{workers}", storage=storage).trials
     done = [t for t in trials if t.datetime_complete is not None]
     span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
-    trial_s = sum(t.user_attrs.get("wall_s", 0.0) for t in done)
-    tracking_s = sum(t.user_attrs.get("tracking_s", 0.0) for t in done)
+    trial_s = sum(t.user_attrs.get(contract.WALL_S, 0.0) for t in done)
+    tracking_s = sum(t.user_attrs.get(contract.TRACKING_S, 0.0) for t in done)
     return {"wall": wall, "span": span, "trials": len(done), "trial_s": trial_s, "tracking_s": tracking_s}
 
 

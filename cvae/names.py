@@ -69,7 +69,8 @@ EPOCH: dict[str, str] = {
     VAL_GAUSSIAN: "distinct-row Gaussian score of a separate draw of train.select_samples (checkpoint choice)",
     LATENT_KL: "KL of the posterior from the prior over the training words, summed over dimensions (nats)",
     LATENT_LOGVAR_ABSMAX: "largest |posterior log-variance| over the training words",
-    LATENT_ACTIVE_UNITS: "latent dimensions whose posterior mean varies across words (variance > 0.01; Burda et al. 2016)",
+    LATENT_ACTIVE_UNITS: "latent dimensions whose posterior mean varies across words (variance > 0.01; "
+                         "Burda et al. 2016)",
     LATENT_MUTUAL_INFO: "mutual information between word and latent, estimated on a fixed subset",
 }
 """Every figure of an evaluated epoch, in the order they are shown, with what it measures."""

@@ -200,82 +200,84 @@ class Trainer:
         return idx - self.data.tenses[idx] + torch.randint(len(TENSES), idx.shape)
 
     def train_epoch(self, epoch: int, progress: Progress | None = None) -> dict[str, float]:
+        """One pass over the training words (``_step`` per batch) -> the epoch's ``train/*`` figures."""
         cfg = self.config
         self.model.train()
         tf = teacher_forcing_ratio(cfg.teacher_forcing, epoch=epoch)
-        totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "kl_weight": 0.0}
-        norms: dict[str, list[float]] = {"global": [], "encoder": [], "decoder": []}
+        steps: list[dict[str, float]] = []
         started = time.perf_counter()
-        n_steps = 0
         every = max(1, self.steps_per_epoch // 50)
         codes = self.codes() if cfg.train.prior_fill > 0 else None
         for idx in self.batches():
-            lengths = self.lengths[idx]
-            width = int(lengths.max())
-            beta = kl_weight(cfg.kl, epoch=epoch, step=self.step, epochs=cfg.train.epochs,
-                             steps_per_epoch=self.steps_per_epoch)
-            forced = bool(torch.rand(()) < tf)  # teacher forcing is decided once per step, as in the seed
-            target_idx = self.target_indices(idx)
-            target_width = int(self.lengths[target_idx].max()) + 1
-            src, tgt = idx.to(self.device), target_idx.to(self.device)
-            terms = loss_terms(self.model, self.chars[src, :width], lengths, self.targets[tgt, :target_width],
-                               self.tenses[src], self.tenses[tgt], teacher_forcing=forced, beta=beta,
-                               free_bits=cfg.kl.free_bits)
-            loss, recon, kl = terms.loss, terms.recon, terms.kl
-            if codes is not None:
-                loss = loss + cfg.train.prior_fill * self.prior_fill_loss(codes, batch=len(idx))
-            self.step += 1
-            figures = torch.stack([loss, recon, kl, terms.logvar.abs().max()]).detach().tolist()  # one sync
-            point = {"step": float(self.step), "loss": figures[0], "kl": figures[2], "logvar_absmax": figures[3]}
-            if not math.isfinite(figures[0]):
-                self._keep(point)
-                raise _Diverged(self.step, f"non-finite loss ({point['loss']}) at epoch {epoch + 1}",
-                                terms.first_nonfinite())
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            module_norms = {name: _grad_norm(group) for name, group in self.groups.items()}
-            total = torch.linalg.vector_norm(torch.stack(list(module_norms.values())))
-            values = torch.stack([total, *module_norms.values()]).tolist()  # one sync
-            point.update(grad_norm=values[0], **{f"grad_norm_{k}": v for k, v in zip(module_norms, values[1:])})
-            self._keep(point)
-            if not math.isfinite(values[0]):
-                bad = [name for name, v in zip(module_norms, values[1:]) if not math.isfinite(v)]
-                named = [(name, p.grad) for name, p in self.model.named_parameters() if p.grad is not None]
-                tensor = _first_nonfinite([(f"gradient of {name}", grad) for name, grad in named])
-                if tensor is None:  # every gradient finite, but their squares overflowed the norm
-                    name, grad = max(named, key=lambda item: float(item[1].abs().max()))
-                    tensor = (f"none (the norm overflowed); largest gradient: {name}, "
-                              f"|g| up to {float(grad.abs().max()):.3g}")
-                raise _Diverged(self.step, f"non-finite gradient in {'+'.join(bad)} at epoch {epoch + 1}", tensor)
-            if cfg.optim.clip_norm is not None:
-                torch.nn.utils.clip_grads_with_norm_(self.params, cfg.optim.clip_norm, total)
-            factor = lr_factor(cfg.optim, step=self.step - 1, total_steps=cfg.train.epochs * self.steps_per_epoch)
-            for group in self.optimizer.param_groups:
-                group["lr"] = cfg.optim.lr * factor
-            self.optimizer.step()
-            norms["global"].append(values[0])
-            self.grad_norm_max = max(values[0], self.grad_norm_max or 0.0)
-            for name, value in zip(module_norms, values[1:]):
-                norms[name].append(value)
-            totals["loss"] += figures[0]
-            totals["recon"] += figures[1]
-            totals["kl"] += figures[2]
-            totals["kl_weight"] += beta
-            n_steps += 1
-            if progress is not None and n_steps % every == 0:
-                progress(epoch, n_steps, self.steps_per_epoch)
+            steps.append(self._step(idx, epoch=epoch, tf=tf, codes=codes))
+            if progress is not None and len(steps) % every == 0:
+                progress(epoch, len(steps), self.steps_per_epoch)
         elapsed = time.perf_counter() - started
-        record = {names.TRAIN_LOSS: totals["loss"] / n_steps, names.TRAIN_RECON: totals["recon"] / n_steps,
-                  names.TRAIN_KL: totals["kl"] / n_steps, names.TRAIN_KL_WEIGHT: totals["kl_weight"] / n_steps,
-                  names.TRAIN_TF_RATIO: tf, names.TRAIN_LR: self.optimizer.param_groups[0]["lr"],
-                  names.TRAIN_GRAD_NORM_MEAN: sum(norms["global"]) / n_steps,
-                  names.TRAIN_GRAD_NORM_MAX: max(norms["global"])}
+
+        def mean(key: str) -> float:
+            return sum(step[key] for step in steps) / len(steps)
+
+        record = {names.TRAIN_LOSS: mean("loss"), names.TRAIN_RECON: mean("recon"), names.TRAIN_KL: mean("kl"),
+                  names.TRAIN_KL_WEIGHT: mean("kl_weight"), names.TRAIN_TF_RATIO: tf,
+                  names.TRAIN_LR: self.optimizer.param_groups[0]["lr"],
+                  names.TRAIN_GRAD_NORM_MEAN: mean("grad_norm"),
+                  names.TRAIN_GRAD_NORM_MAX: max(step["grad_norm"] for step in steps)}
         for name in names.GRAD_MODULES:
-            record[names.module_grad_norm(name, "mean")] = sum(norms[name]) / n_steps
-            record[names.module_grad_norm(name, "max")] = max(norms[name])
+            record[names.module_grad_norm(name, "mean")] = mean(f"grad_norm_{name}")
+            record[names.module_grad_norm(name, "max")] = max(step[f"grad_norm_{name}"] for step in steps)
         record[names.TRAIN_WORDS_PER_S] = len(self.data.words) / elapsed
         record[names.TRAIN_EPOCH_TIME] = elapsed
         return record
+
+    def _step(self, idx: torch.Tensor, *, epoch: int, tf: float, codes: torch.Tensor | None) -> dict[str, float]:
+        """One optimizer step on the words ``idx``: loss, divergence checks, backward, clipping, learning rate,
+        update; -> its figures (loss, recon, kl, kl_weight, pre-clip gradient norms). Raises _Diverged when the
+        loss or a gradient is non-finite, after keeping the step in the trace."""
+        cfg = self.config
+        lengths = self.lengths[idx]
+        beta = kl_weight(cfg.kl, epoch=epoch, step=self.step, epochs=cfg.train.epochs,
+                         steps_per_epoch=self.steps_per_epoch)
+        forced = bool(torch.rand(()) < tf)  # teacher forcing is decided once per step, as in the seed
+        target_idx = self.target_indices(idx)
+        width, target_width = int(lengths.max()), int(self.lengths[target_idx].max()) + 1
+        src, tgt = idx.to(self.device), target_idx.to(self.device)
+        terms = loss_terms(self.model, self.chars[src, :width], lengths, self.targets[tgt, :target_width],
+                           self.tenses[src], self.tenses[tgt], teacher_forcing=forced, beta=beta,
+                           free_bits=cfg.kl.free_bits)
+        loss = terms.loss
+        if codes is not None:
+            loss = loss + cfg.train.prior_fill * self.prior_fill_loss(codes, batch=len(idx))
+        self.step += 1
+        figures = torch.stack([loss, terms.recon, terms.kl, terms.logvar.abs().max()]).detach().tolist()  # one sync
+        point = {"step": float(self.step), "loss": figures[0], "kl": figures[2], "logvar_absmax": figures[3]}
+        if not math.isfinite(figures[0]):
+            self._keep(point)
+            raise _Diverged(self.step, f"non-finite loss ({point['loss']}) at epoch {epoch + 1}",
+                            terms.first_nonfinite())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        module_norms = {name: _grad_norm(group) for name, group in self.groups.items()}
+        total = torch.linalg.vector_norm(torch.stack(list(module_norms.values())))
+        values = torch.stack([total, *module_norms.values()]).tolist()  # one sync
+        point.update(grad_norm=values[0], **{f"grad_norm_{k}": v for k, v in zip(module_norms, values[1:])})
+        self._keep(point)
+        if not math.isfinite(values[0]):
+            bad = [name for name, v in zip(module_norms, values[1:]) if not math.isfinite(v)]
+            named = [(name, p.grad) for name, p in self.model.named_parameters() if p.grad is not None]
+            tensor = _first_nonfinite([(f"gradient of {name}", grad) for name, grad in named])
+            if tensor is None:  # every gradient finite, but their squares overflowed the norm
+                name, grad = max(named, key=lambda item: float(item[1].abs().max()))
+                tensor = (f"none (the norm overflowed); largest gradient: {name}, "
+                          f"|g| up to {float(grad.abs().max()):.3g}")
+            raise _Diverged(self.step, f"non-finite gradient in {'+'.join(bad)} at epoch {epoch + 1}", tensor)
+        if cfg.optim.clip_norm is not None:
+            torch.nn.utils.clip_grads_with_norm_(self.params, cfg.optim.clip_norm, total)
+        factor = lr_factor(cfg.optim, step=self.step - 1, total_steps=cfg.train.epochs * self.steps_per_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.optim.lr * factor
+        self.optimizer.step()
+        self.grad_norm_max = max(values[0], self.grad_norm_max or 0.0)
+        return {**point, "recon": figures[1], "kl_weight": beta}
 
     @torch.no_grad()
     def codes(self) -> torch.Tensor:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from cvae.config import (ConfigError, ExperimentConfig, build_config, describe_validation_error, find_spec_file,
                          flatten, load_yaml, parse_override, set_dotted)
@@ -134,25 +134,11 @@ class StudySettings(_Strict):
         return self
 
 
-class SpecFile(_Strict):
-    """The YAML schema of a study spec (experiment sections are validated by cvae.config after merging)."""
+class _SpecKeys(_Strict):
+    """The keys of a study spec that are not experiment sections."""
 
     extends: str | None = None
     """Experiment or spec file this one builds on: relative to this file's folder, then experiments/."""
-    name: str | None = None
-    """Experiment name (cvae's `name`), shown in logs."""
-    data: dict[str, Any] | None = None
-    """Experiment section `data` (cvae.config.DataConfig), deep-merged over the extended file."""
-    model: dict[str, Any] | None = None
-    """Experiment section `model` (cvae.config.ModelConfig), deep-merged over the extended file."""
-    kl: dict[str, Any] | None = None
-    """Experiment section `kl` (cvae.config.KLConfig), deep-merged over the extended file."""
-    teacher_forcing: dict[str, Any] | None = None
-    """Experiment section `teacher_forcing` (cvae.config.TeacherForcingConfig), deep-merged."""
-    optim: dict[str, Any] | None = None
-    """Experiment section `optim` (cvae.config.OptimConfig), deep-merged over the extended file."""
-    train: dict[str, Any] | None = None
-    """Experiment section `train` (cvae.config.TrainConfig), deep-merged over the extended file."""
     search: dict[str, Space] | None = {}
     """Dotted config key -> space. No search (or `null`, which drops an extended file's): one configuration."""
     blocks: list[Block] | None = None
@@ -161,6 +147,22 @@ class SpecFile(_Strict):
     trained once."""
     study: StudySettings = StudySettings()
     """Study settings."""
+
+
+def _section_field(name: str) -> tuple[Any, Any]:
+    """A spec's copy of the experiment's field ``name``: the same type for a scalar (`name`), a raw mapping for a
+    section (validated by cvae.config after the layers are merged), documented by the experiment's own docstring."""
+    field = ExperimentConfig.model_fields[name]
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+        doc = (f"Experiment section `{name}` (cvae.config.{field.annotation.__name__}): {field.description} "
+               "Deep-merged over the extended file.")
+        return dict[str, Any] | None, Field(default=None, description=doc)
+    return field.annotation | None, Field(default=None, description=f"Experiment key `{name}`: {field.description}")
+
+
+SpecFile = create_model("SpecFile", __base__=_SpecKeys, __doc__="The YAML schema of a study spec: the experiment's "
+                        "keys (derived from cvae.config.ExperimentConfig) and the study's own.",
+                        **{name: _section_field(name) for name in SECTIONS})
 
 
 @dataclass(frozen=True)
