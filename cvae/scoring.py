@@ -135,6 +135,9 @@ def qualifies(statuses: Iterable[str]) -> bool:
 RANK_BY: tuple[str, ...] = ("mean", "worst", "mean-std")
 """How a configuration's seeds are summed up for ranking: their mean objective, their worst seed, or the mean
 minus the standard deviation (a tuning study that wants a recipe that works on every seed uses one of the last)."""
+RANK_BY_TEXT = {"mean": "the mean over seeds", "worst": "the worst seed",
+                "mean-std": "the mean minus the standard deviation over seeds"}
+"""How each ``rank_by`` is said in the report, the summary and ``studies.best``."""
 
 
 def seed_summary(scores: list[float], *, rank_by: str = "mean") -> float:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cvae.config import ArgumentParser
+from cvae.scoring import RANK_BY_TEXT
 from studies.labels import config_label, fmt_value, objective_label
 from studies.results import ReportError, aggregate, load_study, open_client, param_types, varied_params, winner
 from studies.tables import mean_std, rate
@@ -38,6 +39,7 @@ class Best:
     run_objective: float
     source: str = "search"  # `confirm`: figures from the confirmation on fresh seeds
     statuses: str = ""
+    rank_by: str = "mean"  # how seeds were summed up for ranking (``cvae.scoring.RANK_BY``)
 
 
 def find_best(*, tracking_uri: str, study: str) -> Best:
@@ -58,7 +60,8 @@ def find_best(*, tracking_uri: str, study: str) -> Best:
                 label=config_label(row, varied=varied), searched={key: params[key] for key in varied}, params=params,
                 figures=figures, n=int(row["n"]), with_checkpoint=int(row["objective count"]),
                 diverged=int(row["diverged"]), run_id=row["best_run_id"], seed=row["best_seed"],
-                run_objective=float(row["best_run_objective"]), source=source, statuses=str(row["statuses"]))
+                run_objective=float(row["best_run_objective"]), source=source, statuses=str(row["statuses"]),
+                rank_by=runs.rank_by)
 
 
 def describe(best: Best, *, all_params: bool = False) -> str:
@@ -68,7 +71,7 @@ def describe(best: Best, *, all_params: bool = False) -> str:
                          for name, values in best.figures.items())
     shown = best.params if all_params else best.searched
     lines = [
-        f"study {best.study} · objective {objective_label(best.objective)} (mean over seeds)",
+        f"study {best.study} · objective {objective_label(best.objective)} (ranked by {RANK_BY_TEXT[best.rank_by]})",
         f"best configuration {best.config_key}: {best.label}",
         "  figures from its confirmation on fresh seeds" if best.source == "confirm" else
         "  figures from the search (not confirmed on fresh seeds)",

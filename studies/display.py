@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cvae import names
-from cvae.scoring import DEFAULT_OBJECTIVE, HEALTHY
+from cvae.scoring import DEFAULT_OBJECTIVE, HEALTHY, RANK_BY_TEXT
 from studies import contract
 from studies.spec import BLOCKS_KEY, Spec
 from studies.tables import mean_std_text
@@ -105,8 +105,8 @@ def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
             for ok, members in ranked_configurations(trials=trials, objective=spec.settings.objective,
                                                      rank_by=spec.settings.rank_by)]
     objective = spec.settings.objective.replace("pareto", DEFAULT_OBJECTIVE)
-    table = Table(title=f"best configurations of {spec.name} (mostly healthy seeds first, then by the "
-                        f"{spec.settings.rank_by} over seeds of {objective} on the validation figures)")
+    table = Table(title=f"best configurations of {spec.name} (mostly healthy seeds first, then by "
+                        f"{RANK_BY_TEXT[spec.settings.rank_by]} of {objective} on the validation figures)")
     table.add_column("#", no_wrap=True)
     table.add_column("configuration", overflow="fold", ratio=1)
     for column in ("BLEU-4", "Gaussian (distinct)", "Gaussian (lab)", "seeds"):

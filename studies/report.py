@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from cvae.config import ArgumentParser, ConfigError, check_output
+from cvae.scoring import RANK_BY_TEXT
 from studies import document as doc
 from studies import figures, tables
 from studies.labels import config_label, fmt_value, objective_label, pow10
@@ -248,7 +249,7 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
                               varied=varied)),
         doc.Heading("Leaderboard"),
         doc.Text(f"Configurations whose seeds are mostly healthy (`works` or `weak`) are ranked by the objective "
-                 f"({objective}) on the checkpoint-choice figures, whose Gaussian counts distinct training rows; "
+                 f"({objective}; {RANK_BY_TEXT[runs.rank_by]}) on the checkpoint-choice figures, whose Gaussian counts distinct training rows; "
                  "the others get no rank (`–`), whatever their figures. Figures are mean ± std over the seeds that "
                  "produced a checkpoint, all from the same checkpoint; `Gaussian (lab)` is the lab's score, shown "
                  f"for comparison and never ranked on. Reuse the winner: `python -m studies.best {runs.study}`."),

@@ -44,6 +44,8 @@ NOT_SEARCHED = ("name", "train.seed")
 """Params never reported as a varied dimension (the seed is what aggregation averages over)."""
 PHASES = ("search", "confirm")
 """A trial run belongs to the search, or to the confirmation of the top configurations on fresh seeds."""
+OLD_NAMES = "best/select_bleu4"
+"""A final metric only stores recorded before the namespaces (docs/tracking-contract.md) hold."""
 INF_FLOOR = 1e300
 """MLflow stores +inf as the largest double; figures at or above this are read back as inf."""
 
@@ -97,6 +99,10 @@ def load_study(*, client: MlflowClient, study: str) -> StudyRuns:
     parent = parents[0] if parents else None
     parent_tags = dict(parent.data.tags) if parent else {}
     runs = _search(client, experiment.experiment_id, ROLE_FILTER.format(role="trial"))
+    if any(OLD_NAMES in run.data.metrics for run in runs):
+        raise ReportError(f"study {study!r} in {redact(client.tracking_uri)} was recorded with the metric names used "
+                          "before they were namespaced (best/select_bleu4, val/bleu4 for the test figure); rerun it "
+                          "with --study-name NEW, or read it with a checkout older than the namespaces")
     return StudyRuns(study=study, experiment_id=experiment.experiment_id,
                      parent_run_id=parent.info.run_id if parent else None,
                      objective=parent_tags.get("cvae.objective", DEFAULT_OBJECTIVE) or DEFAULT_OBJECTIVE,

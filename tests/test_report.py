@@ -288,3 +288,14 @@ def test_importance_names_the_settings_inside_each_block(tmp_path):
     assert set(panels["explosion block"]) == {"optim.name", "optim.lr", "optim.clip_norm"}
     assert set(panels["collapse block"]) == {"kl.schedule", "model.latent_size"}
     assert sum(panels["collapse block"].values()) == pytest.approx(1.0)
+
+
+def test_a_study_recorded_before_the_namespaces_is_refused_not_misread(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    write_study(tracking_uri=uri, study="old", trials=[make_trial(number=0, overrides={}, seed=0, status="works")])
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("old").experiment_id],
+                                filter_string="tags.`cvae.role` = 'trial'")
+    client.log_metric(run.info.run_id, "best/select_bleu4", 0.9)  # what the study wrote before test/, val/
+    assert best.main(["old", "--tracking-uri", uri]) == 2
+    assert "recorded with the metric names used before they were namespaced" in capsys.readouterr().err
