@@ -21,6 +21,7 @@ import optuna
 import yaml
 
 from cvae.config import PROJECT_ROOT
+from studies import contract
 
 
 def write_spec(folder: Path, *, trials: int, epochs: int, verbs: int) -> Path:

@@ -21,6 +21,7 @@ import time
 import torch
 from torch import nn
 
+from cvae import names
 from cvae.config import ExperimentConfig, add_set_argument, load_config
 from cvae.device import describe
 from cvae.data import EOS, SOS, encode_word
@@ -80,7 +81,7 @@ def trainer_words_per_s(config: ExperimentConfig, data: Data, *, seed: int,
     figures = trainer.train_epoch(0)
     started = time.perf_counter()
     trainer.evaluate()
-    return figures["train/words_per_s"], figures["train/epoch_time_s"], time.perf_counter() - started
+    return figures[names.TRAIN_WORDS_PER_S], figures[names.TRAIN_EPOCH_TIME], time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import time
 import torch
 
 from benchmarks.throughput import reference_words_per_s
+from cvae import names
 from cvae.config import add_set_argument, load_config
 from cvae.data import Data
 from cvae.scoring import LAB_BLEU, LAB_GAUSSIAN
@@ -44,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         hit: dict[str, float] = {}
 
         def stop_when_good(record: EpochRecord) -> bool:
-            good = record.metrics["test/bleu4"] >= LAB_BLEU and record.metrics["test/gaussian_unique"] >= LAB_GAUSSIAN
+            bleu, gaussian = record.metrics[names.TEST_BLEU], record.metrics[names.TEST_GAUSSIAN_UNIQUE]
+            good = bleu >= LAB_BLEU and gaussian >= LAB_GAUSSIAN
             if good:
-                hit.update(epoch=record.epoch, seconds=time.perf_counter() - started,
-                           bleu4=record.metrics["test/bleu4"], gaussian=record.metrics["test/gaussian_unique"])
+                hit.update(epoch=record.epoch, seconds=time.perf_counter() - started, bleu4=bleu, gaussian=gaussian)
             return good
 
         fit(config, callbacks=[stop_when_good], data=data)

@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from cvae import names
 from cvae.scoring import COLLAPSE_KL, PRIOR_HOLE_BLEU, PRIOR_HOLE_GAUSSIAN, PRIOR_HOLE_KL
 from studies.labels import pow10
 from studies.results import pareto_mask
@@ -213,8 +214,10 @@ def scores_scatter(*, configs: pd.DataFrame, path: Path) -> str | None:
 
 
 CURVES_TITLE = "Training curves"
-CURVE_PANELS = (("latent/kl", "validation KL (nats)", False), ("train/grad_norm_max", "max pre-clip grad norm per "
-                "epoch (L2, log)", True), ("test/bleu4", "validation BLEU-4 (0–1)", False))
+CURVE_PANELS = ((names.LATENT_KL, "KL over the training words (nats)", False),
+                (names.TRAIN_GRAD_NORM_MAX, "max pre-clip grad norm per epoch (L2, log)", True),
+                (names.TEST_BLEU, "test BLEU-4 (0–1)", False))
+"""The curves' panels: an epoch figure, its axis label, log scale (``results.CURVE_KEYS`` loads them)."""
 
 
 def curves(*, curves: pd.DataFrame, roles: list[str], path: Path) -> str | None:

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from pydantic import BaseModel
 
+from cvae import names
 from cvae.config import ConfigError, ExperimentConfig, flatten
 from cvae.scoring import DEFAULT_OBJECTIVE, FINISHED, objective_score as score_of, qualifies, rank
 from studies.labels import MAX_LEVELS, kl_labels, levels
@@ -431,7 +432,8 @@ def collapse_cells(trials: pd.DataFrame) -> pd.DataFrame:
 # Curves
 
 
-CURVE_KEYS = ("latent/kl", "train/grad_norm_max", "test/bleu4")
+CURVE_KEYS = (names.LATENT_KL, names.TRAIN_GRAD_NORM_MAX, names.TEST_BLEU)
+"""Epoch figures the report's training curves show (``studies.figures.CURVE_PANELS``)."""
 
 
 def load_curves(*, client: MlflowClient, runs: pd.DataFrame, keys: tuple[str, ...] = CURVE_KEYS) -> pd.DataFrame:
