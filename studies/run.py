@@ -41,6 +41,10 @@ from studies.study import (FileLock, check_storage, default_journal, is_rdb, loc
                            pending, prepare, ranked_configurations, storage_label, study_lock, trial_params)
 
 
+LOG_WIDTH = 140
+"""Columns of the output when it goes to a file or a pipe (rich would fold the summary table at 80)."""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(prog="python -m studies.run", description=__doc__.splitlines()[0])
     parser.add_argument("spec", help="study spec YAML (as given, or under experiments/)")
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool, create_only: bool = False) -> int:
     """Create or resume the study, run the workers with a live display, print the summary; then confirm the top
     configurations on fresh seeds (resumed the same way), and build the report."""
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else LOG_WIDTH)
     code, study, study_run = run_phase(spec=spec, storage=storage, tracking_uri=tracking_uri, console=console,
                                        create_only=create_only)
     if create_only or study is None:
