@@ -50,7 +50,8 @@ class Board:
         elif event == "epoch":
             self.running.setdefault(number, {"params": {}, "epochs": "?", "worker": "?"}).update(message)
             self._say(f"trial {number} epoch {message['epoch']}/{self.running[number].get('epochs', '?')} · "
-                      f"bleu4 {message['bleu4']:.3f} · gaussian (distinct) {message['gaussian']:.2f}",
+                      f"bleu4 {message[names.TEST_BLEU]:.3f} · "
+                      f"gaussian (distinct) {message[names.TEST_GAUSSIAN_UNIQUE]:.2f}",
                       plain_only=True)
         else:
             self.running.pop(number, None)
@@ -92,8 +93,8 @@ class Board:
             table.add_row(str(number), str(row.get("worker")), str(row.get("device", "-")),
                           _params(row.get("params", {})),
                           f"{row.get('epoch', 0)}/{row.get('epochs', '?')}",
-                          f"{row['bleu4']:.3f}" if "bleu4" in row else "-",
-                          f"{row['gaussian']:.2f}" if "gaussian" in row else "-")
+                          f"{row[names.TEST_BLEU]:.3f}" if names.TEST_BLEU in row else "-",
+                          f"{row[names.TEST_GAUSSIAN_UNIQUE]:.2f}" if names.TEST_GAUSSIAN_UNIQUE in row else "-")
         return Group(Text(self.headline(), style="bold"), table)
 
 

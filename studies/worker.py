@@ -269,8 +269,8 @@ class _EpochHook:
     def __call__(self, record: EpochRecord) -> bool:
         self.log(record)
         metrics = record.metrics
-        self.send(event="epoch", trial=self.trial.number, epoch=record.epoch, bleu4=metrics[names.TEST_BLEU],
-                  gaussian=metrics[names.TEST_GAUSSIAN_UNIQUE])
+        self.send(event="epoch", trial=self.trial.number, epoch=record.epoch,
+                  **{key: metrics[key] for key in (names.TEST_BLEU, names.TEST_GAUSSIAN_UNIQUE)})
         if self.objective == "pareto":
             return False
         self.trial.report(checkpoint_values(metrics, objective=self.objective)[0], record.epoch)

@@ -48,8 +48,10 @@ def test_board_counts_messages_and_never_calls_a_collapsed_trial_best() -> None:
     board = Board(spec=SPEC, trials=[], console=Console(file=out, width=200), live=False)
     board.handle({"event": "start", "trial": 0, "worker": 1, "pid": 11, "params": {"kl": AE, SEED_KEY: 0},
                   "epochs": 2, "device": "cpu"})
-    board.handle({"event": "epoch", "trial": 0, "epoch": 1, "bleu4": 0.5, "gaussian": 0.25})
+    board.handle({"event": "epoch", "trial": 0, "epoch": 1, names.TEST_BLEU: 0.5, names.TEST_GAUSSIAN_UNIQUE: 0.25})
     assert board.running[0]["epoch"] == 1
+    live = render(board)  # the live table (a terminal): one row per running trial
+    assert "1/2" in live and "0.500" in live and "0.25" in live
     board.handle({"event": "end", "trial": 0, "state": "COMPLETE", "values": [1.9], "seconds": 3.0,
                   contract.STATUS: "collapsed", contract.best(names.TEST_BLEU): 0.9,
                   contract.best(names.TEST_GAUSSIAN_UNIQUE): 0.01})
