@@ -39,5 +39,7 @@ def test_the_document_names_every_key_and_no_other() -> None:
                 | set(contract.RUN_FIGURES) | {contract.TRACE_PREFIX + key for key in TRACE_KEYS})
     assert documented == expected, (f"documented, not defined: {sorted(documented - expected)}; "
                                     f"defined, not documented: {sorted(expected - documented)}")
+    for key, meaning in names.EPOCH.items():  # the document's table says what cvae.names says, word for word
+        assert f"| `{key}` | {meaning} |" in text, key
     for attr in (*contract.TRIAL_ATTRS, contract.SPEC_DIGEST, contract.OBJECTIVE, contract.HEARTBEAT):
         assert f"`{attr}`" in text, attr
