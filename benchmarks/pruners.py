@@ -23,8 +23,10 @@ import pandas as pd
 
 from cvae.names import VAL_BLEU, VAL_GAUSSIAN
 from cvae.scoring import objective_score, rank
-from studies.results import ReportError, load_curves, load_study, open_client
-from studies.study import pruner
+from cvae.errors import UserError
+from studies import preflight
+from studies.report.read import load_curves, load_study, open_client
+from studies.queue.trials import pruner
 from studies.tracking import DEFAULT_TRACKING_URI
 from studies import contract
 
@@ -98,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
     args = parser.parse_args(argv)
     try:
+        preflight.check_reader(args.tracking_uri)
         client = open_client(tracking_uri=args.tracking_uri)
         study = load_study(client=client, study=args.study)
-    except ReportError as exc:
+    except UserError as exc:
         print(f"benchmarks.pruners: error: {exc}", file=sys.stderr)
         return 2
     runs = study.trials[(study.trials["phase"] == "search") & study.trials["trial"].notna()].copy()

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from studies.report import build_report
+from studies.report.build import build_report
 from tests.synthetic_store import scale_trials, write_study
 
 

@@ -22,7 +22,9 @@ import torch
 from torch import nn
 
 from cvae import names
-from cvae.config import ExperimentConfig, add_set_argument, load_config
+from cvae.config import ExperimentConfig
+from cvae.cli import add_set_argument
+from cvae.configfile import load_config
 from cvae.device import describe
 from cvae.data import EOS, SOS, encode_word
 from cvae.metrics import kl_per_dim

@@ -19,7 +19,8 @@ import torch
 
 from benchmarks.throughput import reference_words_per_s
 from cvae import names
-from cvae.config import add_set_argument, load_config
+from cvae.cli import add_set_argument
+from cvae.configfile import load_config
 from cvae.data import Data
 from cvae.scoring import LAB_BLEU, LAB_GAUSSIAN
 from cvae.trainer import EpochRecord, fit

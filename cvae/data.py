@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from cvae.config import ExperimentConfig, UserError, short_repr
+from cvae.config import ExperimentConfig
+from cvae.errors import UserError, short_repr
 
 TENSES: tuple[str, ...] = ("sp", "tp", "pg", "p")
 """Tense names in their fixed order: simple present, third person, present progressive, simple past."""

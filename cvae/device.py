@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from cvae.config import ConfigError
+from cvae.errors import ConfigError
 
 DEVICE_KEY = "train.device"
 

@@ -12,7 +12,9 @@ from rich.table import Table
 
 from cvae import names
 from cvae.checkpoint import save_checkpoint
-from cvae.config import ArgumentParser, ConfigError, add_set_argument, check_output, load_config
+from cvae.cli import ArgumentParser, add_set_argument, check_output
+from cvae.errors import ConfigError
+from cvae.configfile import load_config
 from cvae.data import Data, DataError
 from cvae.device import resolve_device
 from cvae.scoring import run_status

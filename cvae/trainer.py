@@ -5,6 +5,8 @@ and the cause. Every ``eval_every`` epochs the callbacks get an EpochRecord with
 """
 
 from __future__ import annotations
+from cvae.losses import first_nonfinite, grad_norm, loss_terms, make_optimizer, reconstruction
+from cvae.selection import CollapseDetector, Selection
 
 import collections
 import math
@@ -15,29 +17,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from cvae.config import ExperimentConfig
-from cvae.data import PAD, TENSES, Data, make_batch
+from cvae.data import TENSES, Data, make_batch
 from cvae.device import describe, resolve_device
 from cvae.metrics import (active_units, gaussian_generations, gaussian_score, gaussian_unique, kl_per_dim,
                           mean_bleu4, mutual_information)
 from cvae.model import CVAE, convert
-from cvae.schedules import kl_warmup_epochs, kl_weight, lr_factor, teacher_forcing_ratio
+from cvae.schedules import kl_weight, lr_factor, teacher_forcing_ratio
 from cvae import names
-from cvae.scoring import checkpoint_values, epoch_health
 
 MI_BATCH = 512
 """Words (a fixed, seeded subset) on which mutual information is estimated."""
+
+
 N_SAMPLES = 20
 """Gaussian generations kept in a result's samples."""
+
+
 BUCKET_POOL = 32
 """With bucketing, each run of this many batches' worth of shuffled words is sorted by length before batching."""
+
+
 TRACE_HEAD = 200
 """Optimizer steps at the start of every run whose per-step figures are kept (the explosion plot's clipped twin)."""
+
+
 TRACE_TAIL = 5000
 """Latest optimizer steps kept for a run that diverges: its trace up to the non-finite step (from the start when
 it diverged within TRACE_HEAD + TRACE_TAIL steps)."""
+
+
 TRACE_KEYS = ("loss", "kl", "grad_norm", "grad_norm_encoder", "grad_norm_decoder", "logvar_absmax")
 """Per-step figures of a trace: loss and KL of the batch, pre-clip gradient norms, largest |log-variance|."""
 
@@ -54,6 +64,8 @@ class EpochRecord:
 
 Callback = Callable[[EpochRecord], bool | None]
 """Called after every evaluated epoch; returning True stops training (status ``stopped``)."""
+
+
 Progress = Callable[[int, int, int], None]
 """progress(epoch (0-based), steps done in the epoch, steps per epoch): called about 50 times an epoch."""
 
@@ -87,66 +99,9 @@ class _Diverged(Exception):
         self.step, self.cause, self.tensor = step, cause, tensor
 
 
-def _first_nonfinite(named: Sequence[tuple[str, torch.Tensor | None]]) -> str | None:
-    """Name of the first tensor of ``named`` holding a non-finite value (None if all are finite)."""
-    for name, tensor in named:
-        if tensor is not None and not bool(torch.isfinite(tensor).all()):
-            return name
-    return None
-
-
-def make_optimizer(config: ExperimentConfig, params) -> torch.optim.Optimizer:
-    cfg = config.optim
-    if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-@dataclass
-class Terms:
-    """One batch's loss and what it is made of (reconstruction and KL per word, summed over chars/dims)."""
-
-    loss: torch.Tensor
-    recon: torch.Tensor
-    kl: torch.Tensor
-    mu: torch.Tensor  # (B, L)
-    logvar: torch.Tensor  # (B, L)
-    logits: torch.Tensor  # (B, T+1, V)
-
-    def first_nonfinite(self) -> str | None:
-        """The first of the forward pass's tensors, in computation order, holding a non-finite value."""
-        return _first_nonfinite([("encoder mean", self.mu), ("encoder log-variance", self.logvar),
-                                 ("decoder logits", self.logits), ("reconstruction loss", self.recon),
-                                 ("KL", self.kl), ("loss", self.loss)])
-
-
-def reconstruction(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of ``logits`` (B, T+1, V) against ``targets`` (B, T+1), summed over characters, per word."""
-    return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
-                                       reduction="sum") / targets.shape[0]
-
-
-def loss_terms(model: CVAE, chars, lengths, targets, tense, target_tense, *, teacher_forcing: bool, beta: float,
-               free_bits: float) -> Terms:
-    """The loss of one batch: reconstruction + beta * KL (each dimension's KL floored at ``free_bits``)."""
-    logits, mu, logvar = model(chars, lengths, targets, tense, target_tense=target_tense,
-                               teacher_forcing=teacher_forcing)  # (B, T+1, V), (B, L)
-    recon = reconstruction(logits, targets)
-    kl_dims = kl_per_dim(mu, logvar)  # (L,)
-    kl = kl_dims.sum()
-    kl_term = kl_dims.clamp(min=free_bits).sum() if free_bits > 0 else kl
-    return Terms(loss=recon + beta * kl_term, recon=recon, kl=kl, mu=mu, logvar=logvar, logits=logits)
-
-
-def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
 
 
 class Trainer:
@@ -256,7 +211,7 @@ class Trainer:
                             terms.first_nonfinite())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        module_norms = {name: _grad_norm(group) for name, group in self.groups.items()}
+        module_norms = {name: grad_norm(group) for name, group in self.groups.items()}
         total = torch.linalg.vector_norm(torch.stack(list(module_norms.values())))
         values = torch.stack([total, *module_norms.values()]).tolist()  # one sync
         point.update(grad_norm=values[0], **{f"grad_norm_{k}": v for k, v in zip(module_norms, values[1:])})
@@ -264,7 +219,7 @@ class Trainer:
         if not math.isfinite(values[0]):
             bad = [name for name, v in zip(module_norms, values[1:]) if not math.isfinite(v)]
             named = [(name, p.grad) for name, p in self.model.named_parameters() if p.grad is not None]
-            tensor = _first_nonfinite([(f"gradient of {name}", grad) for name, grad in named])
+            tensor = first_nonfinite([(f"gradient of {name}", grad) for name, grad in named])
             if tensor is None:  # every gradient finite, but their squares overflowed the norm
                 name, grad = max(named, key=lambda item: float(item[1].abs().max()))
                 tensor = (f"none (the norm overflowed); largest gradient: {name}, "
@@ -350,67 +305,6 @@ class Trainer:
         return metrics, dims.tolist(), samples
 
 
-def selection_score(select: str, metrics: dict[str, float], epoch: int) -> float:
-    """The checkpoint criterion's value (higher is better), from the `val/*` figures (``cvae.scoring``)."""
-    if select == "last":
-        return float(epoch)
-    return checkpoint_values(metrics, objective=select)[0]
-
-
-@dataclass
-class Checkpoint:
-    """The best evaluated epoch so far: its criterion value, figures, weights and samples."""
-
-    score: float
-    epoch: int
-    metrics: dict[str, float]
-    state: dict[str, torch.Tensor]
-    samples: dict[str, Any]
-
-
-class Selection:
-    """Checkpoint choice: the epoch maximising the criterion among healthy epochs (``cvae.scoring.epoch_health``);
-    an epoch whose posterior collapsed or overflowed is chosen only when no healthy epoch exists."""
-
-    def __init__(self, select: str) -> None:
-        self.select = select
-        self.best: dict[bool, Checkpoint | None] = {True: None, False: None}  # healthy? -> best
-
-    def offer(self, record: EpochRecord, model: CVAE, samples: dict[str, Any]) -> None:
-        healthy = self.select == "last" or epoch_health(record.metrics) == "ok"  # `last` means the last
-        score = selection_score(self.select, record.metrics, record.epoch)
-        current = self.best[healthy]
-        if current is None or score > current.score:
-            self.best[healthy] = Checkpoint(score=score, epoch=record.epoch, metrics=dict(record.metrics),
-                                            state={name: tensor.detach().to("cpu", copy=True)
-                                                   for name, tensor in model.state_dict().items()},
-                                            samples=samples)
-
-    @property
-    def chosen(self) -> Checkpoint | None:
-        return self.best[True] or self.best[False]
-
-
-class CollapseDetector:
-    """Stops a run after ``patience`` consecutive evaluated epochs past the KL warm-up whose latent collapsed, or
-    whose latent overflowed (any epoch): -> the status (`collapsed` / `unstable`) to stop with, else None."""
-
-    def __init__(self, config: ExperimentConfig, *, steps_per_epoch: int) -> None:
-        self.patience = config.train.collapse_patience
-        self.warmup = kl_warmup_epochs(config.kl, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
-        self.streak: tuple[str, int] = ("ok", 0)
-
-    def __call__(self, record: EpochRecord) -> str | None:
-        if self.patience is None:
-            return None
-        health = epoch_health(record.metrics)
-        if health == "collapsed" and record.epoch <= self.warmup:
-            health = "ok"  # a posterior may sit near the prior while the KL weight is still ramping
-        kind, count = self.streak
-        self.streak = (health, count + 1 if health == kind else 1)
-        return health if health != "ok" and self.streak[1] >= self.patience else None
-
-
 def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: Data | None = None,
         progress: Progress | None = None) -> TrainResult:
     """Train one experiment; returns the chosen checkpoint's figures and weights (never raises on divergence).
@@ -458,4 +352,3 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
                        epochs_done=epochs_done, stopped_epoch=stopped_epoch,
                        trace=trainer.trace(diverged=diverged is not None),
                        nonfinite=diverged.tensor if diverged else None, device=describe(trainer.device))
-

@@ -4,64 +4,22 @@ holding its best checkpoint (the seed run with the highest objective in that con
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any
 
-from cvae.config import ArgumentParser
+
+from cvae.cli import ArgumentParser
 from cvae.scoring import RANK_BY_TEXT
-from studies.labels import config_label, fmt_value, objective_label
-from studies.results import ReportError, aggregate, load_study, open_client, param_types, varied_params, winner
-from studies.tables import mean_std, rate
+from studies import contract
+from studies.labels import fmt_value, objective_label
 from studies.secrets import hide_secrets
 from studies.tracking import DEFAULT_TRACKING_URI
-from studies import contract
+from cvae.errors import UserError
+from studies import preflight
+from studies.labels import mean_std, rate
+from studies.report.analysis import (Best, find_best)
+
 
 WHOLE = (contract.BEST_LATENT_ACTIVE_UNITS, contract.BEST_LATENT_KL)
 """Figures printed with one decimal."""
-
-
-@dataclass
-class Best:
-    """The best configuration of a study and the seed run that holds its best checkpoint."""
-
-    study: str
-    objective: str
-    config_key: str
-    label: str
-    searched: dict[str, Any]
-    params: dict[str, Any]
-    figures: dict[str, tuple[float, float]]
-    n: int
-    with_checkpoint: int
-    diverged: int
-    run_id: str
-    seed: Any
-    run_objective: float
-    source: str = "search"  # `confirm`: figures from the confirmation on fresh seeds
-    statuses: str = ""
-    rank_by: str = "mean"  # how seeds were summed up for ranking (``cvae.scoring.RANK_BY``)
-
-
-def find_best(*, tracking_uri: str, study: str) -> Best:
-    """The best configuration of ``study``; a ReportError when no trial has checkpoint figures yet."""
-    runs = load_study(client=open_client(tracking_uri=tracking_uri), study=study)
-    row, source = winner(configs=aggregate(runs.trials, objective=runs.objective, rank_by=runs.rank_by),
-                         confirmed=aggregate(runs.trials, objective=runs.objective, phase="confirm",
-                                             rank_by=runs.rank_by))
-    if row is None:
-        raise ReportError(f"study {study!r}: no winner: {source}")
-    varied = varied_params(runs.trials)
-    params = {key: row[key] for key in param_types() if key in row.index}
-    figures = {name: (row[f"{name} mean"], row[f"{name} std"])
-               for name in ("objective", contract.BEST_TEST_BLEU, contract.BEST_TEST_GAUSSIAN_UNIQUE,
-                            contract.BEST_TEST_GAUSSIAN, contract.BEST_HELDOUT_BLEU, contract.BEST_LATENT_ACTIVE_UNITS,
-                            contract.BEST_LATENT_KL)}
-    return Best(study=study, objective=runs.objective, config_key=row["config_key"],
-                label=config_label(row, varied=varied), searched={key: params[key] for key in varied}, params=params,
-                figures=figures, n=int(row["n"]), with_checkpoint=int(row["objective count"]),
-                diverged=int(row["diverged"]), run_id=row["best_run_id"], seed=row["best_seed"],
-                run_objective=float(row["best_run_objective"]), source=source, statuses=str(row["statuses"]),
-                rank_by=runs.rank_by)
 
 
 def describe(best: Best, *, all_params: bool = False) -> str:
@@ -95,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     hide_secrets(args.tracking_uri)
     try:
+        preflight.check_reader(args.tracking_uri)
         best = find_best(tracking_uri=args.tracking_uri, study=args.study)
-    except ReportError as exc:
+    except UserError as exc:
         print(f"studies.best: error: {exc}", file=sys.stderr)
         return 2
     print(describe(best, all_params=args.all))

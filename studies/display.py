@@ -14,10 +14,10 @@ from cvae import names
 from cvae.scoring import DEFAULT_OBJECTIVE, HEALTHY, RANK_BY_TEXT
 from studies import contract
 from studies.spec import BLOCKS_KEY, Spec
-from studies.tables import mean_std_text
+from studies.labels import mean_std_text
 from studies.labels import config_name
-from studies.study import ranked_configurations, trial_params
-from studies.document import UI_URL
+from studies.queue.trials import ranked_configurations, trial_params
+from studies.tracking import UI_URL
 from studies.secrets import redact
 from studies.tracking import DEFAULT_TRACKING_URI
 

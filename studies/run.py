@@ -31,14 +31,19 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.live import Live
 
-from cvae.config import ArgumentParser, ConfigError, add_set_argument, check_output
+from cvae.cli import ArgumentParser, add_set_argument, check_output
+from cvae.errors import ConfigError
 from cvae.device import assign_gpus
-from studies import secrets, tracking, worker
+from studies import preflight, secrets, tracking, worker
 from studies.display import Board, summary, ui_command
-from studies.spec import Spec, check_data, check_devices, load_spec
+from studies.spec import Spec, load_spec
+from studies.preflight import check_data, check_devices
 from studies.spec import SEED_KEY
-from studies.study import (FileLock, check_storage, default_journal, is_rdb, lock_path, open_storage, open_study,
-                           pending, prepare, ranked_configurations, storage_label, study_lock, trial_params)
+from studies.queue.locks import FileLock, study_lock
+from studies.preflight import check_storage
+from studies.queue.storage import default_journal, is_rdb, lock_path, open_storage, storage_label
+from studies.queue.trials import open_study, ranked_configurations, trial_params
+from studies.queue.claim import pending, prepare
 
 
 LOG_WIDTH = 140
@@ -75,9 +80,9 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
     if not args.create_only:  # this machine trains: it must have the device (a login node need not)
         check_devices(spec)
     storage = str(default_journal(spec.name)) if args.storage is None else args.storage  # '' is refused
-    tracking.check_tracking_uri(args.tracking_uri)
+    preflight.check_tracking_uri(args.tracking_uri)
     check_storage(storage, tracking_uri=args.tracking_uri)
-    tracking.probe_tracking_store(args.tracking_uri)  # unreachable or read-only: exit 2 before anything is made
+    preflight.probe_tracking_store(args.tracking_uri)  # unreachable or read-only: exit 2 before anything is made
     if not (args.no_report or args.create_only):  # written once the study is done: checked before it starts
         check_output(Path("reports") / spec.name, flag="report folder", folder=True)
     return spec, storage

@@ -1,33 +1,26 @@
 """Everything MLflow, as docs/tracking-contract.md describes it: one experiment and one parent run per study,
 one child run per Optuna trial (``mlflow.parentRunId`` tag, so it works across processes), metrics sent in
-batches, artifacts, and stale runs marked FAILED on resume; and the checks of a tracking URI and store made
-before anything is written. Passwords are kept out of it all by ``studies.secrets``.
+batches, artifacts, and stale runs marked FAILED on resume. It only writes: the checks made before anything is
+written are ``studies.preflight``'s, the reading is ``studies.report.read``'s. Passwords are kept out of it all by
+``studies.secrets``.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import sqlite3
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from contextlib import closing
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit, urlunsplit
 
-import sqlalchemy
-import sqlalchemy.exc
-import sqlalchemy.pool
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from cvae.config import ConfigError, ExperimentConfig, dump_config
+from cvae.config import ExperimentConfig
+from cvae.configfile import dump_config
 from studies.secrets import redact, scrub
 from studies import contract
 
@@ -36,149 +29,11 @@ if TYPE_CHECKING:  # the readers (report, best, study) import this module: no to
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 """Relative to the working directory: run from the project root, a bare `mlflow ui` there shows the study."""
-TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
-"""MLflow stores a study may use; not `file://`, MLflow's deprecated file store (a SQLite file does its job)."""
-SQLITE_HEADER = b"SQLite format 3\x00"
-"""The first 16 bytes of every SQLite database file."""
-MLFLOW_TABLES = ("experiments", "runs")
-"""Tables every MLflow SQL store has: a database without them is not MLflow's."""
 ROLE_FILTER = "tags.`cvae.role` = '{role}'"
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 """With a tracking server, MLflow prints two "View run" lines per ended run: not over the study's display."""
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 """Experiment tag that makes MLflow 3's UI open a study on its runs table (model training), not the GenAI overview."""
-
-
-def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
-    """(URL without ``user:password@``, HTTP basic-auth header for them): urllib cannot take credentials inline."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url, {}
-    token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])), {"Authorization": f"Basic {token}"}
-
-
-def check_tracking_uri(uri: str) -> None:
-    """A tracking URI with a known scheme (and, for SQLite, a file path in an existing folder); ConfigError
-    otherwise. Touches nothing."""
-    scheme = uri.split("://", 1)[0] if "://" in uri else ""
-    shown = redact(uri) or "''"
-    if scheme == "file":
-        raise ConfigError(f"--tracking-uri {shown}: MLflow's file store (file://) is deprecated and not supported "
-                          "here; use a SQLite file, e.g. --tracking-uri sqlite:///mlflow.db")
-    if scheme.split("+", 1)[0] not in TRACKING_SCHEMES:
-        raise ConfigError(f"--tracking-uri {shown}: expected sqlite:///FILE.db, postgresql://... or "
-                          "http(s)://HOST:PORT")
-    if scheme == "sqlite":
-        path = sqlite_file(uri)
-        if path is None:
-            raise ConfigError(f"--tracking-uri {shown}: expected sqlite:///FILE.db (a file, not in memory)")
-        if path.is_dir():
-            raise ConfigError(f"--tracking-uri {shown}: {path} is a folder; name the database file in it, e.g. "
-                              f"sqlite:///{path / 'mlflow.db'}")
-        if not path.parent.is_dir():
-            raise ConfigError(f"--tracking-uri {shown}: folder {path.parent} does not exist")
-
-
-def sqlite_file(uri: str) -> Path | None:
-    """The database file of a `sqlite:///FILE` URI; None for other URIs and in-memory databases."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    name = uri.removeprefix("sqlite:///").split("?", 1)[0]
-    return Path(name) if name and name != ":memory:" else None
-
-
-def sqlite_tables(path: Path) -> set[str] | None:
-    """The tables of an SQLite database file, read without writing anything (not even a journal); None when the
-    file is not an SQLite database."""
-    with path.open("rb") as handle:
-        if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-            return None
-    query = "SELECT name FROM sqlite_master WHERE type = 'table'"
-    try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-            return {row[0] for row in db.execute(query)}
-    except sqlite3.OperationalError:
-        # a hot journal left by a process killed mid-write: recovering it is a write, which mode=ro refuses (the
-        # store's own next writer rolls it back); the schema is read from the file as it is, still writing nothing
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as db:
-            return {row[0] for row in db.execute(query)}
-
-
-def check_mlflow_database(uri: str, *, write: bool) -> None:
-    """A SQLite tracking store that is not MLflow's is refused before MLflow opens it (MLflow would make or
-    migrate its schema in it): a file that is not an SQLite database, or a database of other tables (an Optuna
-    storage); for a reader (``write=False``) also an empty (0-byte) file or one without MLflow's tables. A one-line
-    ConfigError; reads only."""
-    path = sqlite_file(uri)
-    if path is None or not path.is_file():
-        return
-    shown = redact(uri)
-    if path.stat().st_size == 0:
-        if write:
-            return  # MLflow makes its schema in it, as in a new file
-        raise ConfigError(f"--tracking-uri {shown}: {path} is empty (0 bytes), not an MLflow database; run a study "
-                          "first, or pass the --tracking-uri of one")
-    try:
-        tables = sqlite_tables(path)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"--tracking-uri {shown}: cannot read {path} ({type(exc).__name__}: {exc})") from None
-    if tables is None:
-        raise ConfigError(f"--tracking-uri {shown}: {path} is not an SQLite database; pass the MLflow database, "
-                          "e.g. --tracking-uri sqlite:///mlflow.db")
-    if not set(MLFLOW_TABLES) <= tables and (tables or not write):
-        what = f"holds other tables ({', '.join(sorted(tables)[:4])})" if tables else "holds no tables"
-        raise ConfigError(f"--tracking-uri {shown}: {path} {what}, not MLflow's; pass the MLflow database, e.g. "
-                          "--tracking-uri sqlite:///mlflow.db")
-
-
-SERVER_DATABASES = ("postgresql", "mysql", "mssql")
-"""Tracking-URI schemes of database servers (MLflow's SQLAlchemy stores other than SQLite)."""
-
-
-def _connect(uri: str, scheme: str) -> None:
-    """Open and close one connection to a database-server URI (10 s connect timeout where the driver has one)."""
-    connect_args = {"connect_timeout": 10} if scheme in ("postgresql", "mysql") else {}
-    engine = sqlalchemy.create_engine(uri, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with engine.connect():
-            pass
-    finally:
-        engine.dispose()
-
-
-def probe_tracking_store(uri: str, *, write: bool = True) -> None:
-    """Reach the store before a study makes anything: an HTTP server or a database server (PostgreSQL, MySQL,
-    SQL Server) that does not answer, or a SQLite database (or its folder, when it is still to be made) that cannot
-    be written, is a one-line ConfigError. Changes nothing. (MLflow itself retries an unreachable store for
-    minutes, and only once the study has started.) ``write=False`` (readers: report, best, use) only checks that
-    a server answers."""
-    scheme = uri.split("://", 1)[0].split("+", 1)[0]
-    check_mlflow_database(uri, write=write)
-    try:
-        if scheme in SERVER_DATABASES:
-            _connect(uri, scheme)
-        if scheme in ("http", "https"):
-            try:
-                base, auth = _without_userinfo(uri.rstrip("/"))
-                urllib.request.urlopen(urllib.request.Request(f"{base}/health", headers=auth), timeout=10).close()
-            except urllib.error.HTTPError:
-                pass  # it answers, so it is reachable (a proxy or auth may refuse /health itself)
-        elif scheme == "sqlite" and write:
-            path = Path(uri.removeprefix("sqlite:///"))
-            if not path.exists():
-                tempfile.TemporaryFile(dir=path.parent).close()
-            else:
-                with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as db:
-                    db.execute("BEGIN IMMEDIATE")
-                    db.execute("CREATE TABLE cvae_write_probe (x)")  # rolled back: only proves it can write
-                    db.execute("ROLLBACK")
-    except (OSError, sqlite3.Error, sqlalchemy.exc.SQLAlchemyError) as exc:
-        exc = getattr(exc, "orig", None) or exc  # the driver's own error says what went wrong
-        reason = " ".join(str(getattr(exc, "reason", None) or exc).split())[:200]
-        what = ("cannot reach the MLflow server" if scheme.startswith("http") else
-                "cannot reach the MLflow database" if scheme in SERVER_DATABASES else "cannot write the MLflow store")
-        raise ConfigError(f"--tracking-uri {redact(uri)}: {what} ({type(exc).__name__}: {reason})") from None
 
 
 @dataclass(frozen=True)
@@ -192,6 +47,9 @@ class StudyRun:
 
     def client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.tracking_uri)
+
+UI_URL = "http://127.0.0.1:5000"
+"""Where a bare `mlflow ui` serves a local store."""
 
 
 def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Path, storage: str,

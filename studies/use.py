@@ -21,14 +21,16 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from cvae.checkpoint import CheckpointError, load_checkpoint
-from cvae.config import ArgumentParser, ConfigError, ExperimentConfig
+from cvae.cli import ArgumentParser
+from cvae.errors import UserError
+from cvae.config import ExperimentConfig
 from cvae.device import resolve_device
 from cvae.data import TENSES, Pair, word_problem
 from cvae.metrics import gaussian_generations
 from cvae.model import CVAE
 from cvae.model import convert
-from studies.best import find_best
-from studies.results import ReportError, open_client
+from studies.report.analysis import find_best
+from studies import preflight
 from studies.secrets import hide_secrets
 from studies.tracking import DEFAULT_TRACKING_URI
 
@@ -37,7 +39,7 @@ EMPTY = "-"
 DEVICES = ["cpu", "auto", "cuda", *(f"cuda:{i}" for i in range(16))]
 
 
-class UseError(ValueError):
+class UseError(UserError):
     """A one-line, user-facing error of this CLI."""
 
 
@@ -49,11 +51,11 @@ def load_model(*, tracking_uri: str, run: str | None = None, checkpoint: str | P
     if checkpoint is not None:
         model, config, _ = load_checkpoint(checkpoint, device=where)
         return model, config
+    if run is None and study is None:
+        raise UseError("give one of --run, --checkpoint or --study")
+    preflight.check_reader(tracking_uri)  # a missing sqlite store is an error, not a new empty one
     if run is None:
-        if study is None:
-            raise UseError("give one of --run, --checkpoint or --study")
         run = find_best(tracking_uri=tracking_uri, study=study).run_id
-    open_client(tracking_uri=tracking_uri)  # a missing sqlite store is an error, not a new empty one
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = mlflow.artifacts.download_artifacts(run_id=run, artifact_path=CHECKPOINT_ARTIFACT, dst_path=tmp,
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as exc:  # of --checkpoint, or of the run's artifact
         print(f"studies.use: error: {'--checkpoint ' if args.checkpoint else ''}{exc}", file=sys.stderr)
         return 2
-    except (UseError, ReportError, ConfigError) as exc:
+    except UserError as exc:
         print(f"studies.use: error: {exc}", file=sys.stderr)
         return 2
     for line in lines:

@@ -35,7 +35,8 @@ from cvae.trainer import EpochRecord, TrainResult, fit
 from studies import contract, secrets, tracking
 from studies.labels import run_name
 from studies.spec import Spec, block_names, config_key
-from studies.study import claim, is_rdb, open_storage
+from studies.queue.claim import claim
+from studies.queue.storage import is_rdb, open_storage
 
 Send = Callable[..., None]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cvae.config import ExperimentConfig, build_config
+from cvae.config import ExperimentConfig
+from cvae.configfile import build_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"

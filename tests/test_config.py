@@ -2,8 +2,11 @@ import time
 
 import pytest
 
-from cvae.config import (MAX_MESSAGE, MAX_YAML_BYTES, ArgumentParser, ConfigError, ExperimentConfig, build_config,
-                         check_output, find_spec_file, load_config, load_yaml, parse_override)
+from cvae.errors import ConfigError, MAX_MESSAGE
+from cvae.yamlfile import MAX_YAML_BYTES, load_yaml
+from cvae.cli import ArgumentParser, check_output
+from cvae.config import ExperimentConfig
+from cvae.configfile import build_config, find_spec_file, load_config, parse_override
 
 
 def test_defaults_are_documented_everywhere():

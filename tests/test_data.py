@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from cvae.config import MAX_MESSAGE
+from cvae.errors import MAX_MESSAGE
 from cvae.data import (EOS, LAB_TEST_TENSES, PAD, DataError, decode_indices, encode_word, make_batch, read_pairs,
                        read_train, training_examples)
 

@@ -10,7 +10,7 @@ import torch
 
 from cvae import device, train
 from cvae.checkpoint import load_checkpoint, save_checkpoint
-from cvae.config import ConfigError
+from cvae.errors import ConfigError
 from cvae.device import assign_gpus, resolve_device
 from cvae.model import CVAE
 from cvae.trainer import fit

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from studies import best, report
 from studies.labels import MAX_LEVELS, fmt_value, kl_label, levels, pow10
-from studies.results import pareto_mask
+from studies.report.analysis import pareto_mask
 from tests.synthetic_store import demo_trials, failures_only_trials, make_trial, write_study
 
 FIGURES = ("scores.png", "explosion_map.png", "explosion_trace.png", "collapse_map.png", "curves.png")
@@ -283,7 +283,7 @@ def test_importance_names_the_settings_inside_each_block(tmp_path):
                 trials.append(trial)
     write_study(tracking_uri=uri, study="blocked", trials=trials)
     runs = report.load_study(client=MlflowClient(uri), study="blocked")
-    panels, note = report.setting_importances(trials=runs.trials, objective="bleu4+gaussian")
+    panels, note = report.build.setting_importances(trials=runs.trials, objective="bleu4+gaussian")
     assert note is None and set(panels) == {"explosion block", "collapse block"}
     assert set(panels["explosion block"]) == {"optim.name", "optim.lr", "optim.clip_norm"}
     assert set(panels["collapse block"]) == {"kl.schedule", "model.latent_size"}

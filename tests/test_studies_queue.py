@@ -9,7 +9,9 @@ from optuna.trial import TrialState
 
 from cvae.trainer import TrainResult
 from studies.spec import SEED_KEY, load_spec
-from studies.study import claim, is_done, open_storage, open_study, pending, prepare, trial_params
+from studies.queue.claim import claim, pending, prepare
+from studies.queue.trials import is_done, open_study, trial_params
+from studies.queue.storage import open_storage
 from studies.worker import settle
 
 
@@ -97,7 +99,7 @@ def test_random_sampler_prunes_duplicate_draws_of_a_small_space(tmp_path: Path) 
 
 
 def test_resume_refuses_a_study_made_from_another_spec(tmp_path: Path) -> None:
-    from cvae.config import ConfigError
+    from cvae.errors import ConfigError
 
     storage = open_storage(str(tmp_path / "s.journal"))
     open_study(spec=load_spec("smoke.yaml"), storage=storage, label="test")

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cvae.config import ConfigError, ExperimentConfig
-from studies.spec import SECTIONS, SEED_KEY, Space, SpecFile, StudySettings, config_key, load_spec
+from cvae.errors import ConfigError
+from cvae.config import ExperimentConfig
+from studies.spec.schema import SECTIONS
+from studies.spec import SEED_KEY, Space, SpecFile, StudySettings, config_key, load_spec
 from studies.secrets import redact
 
 BASE = "extends: baseline.yaml\nmodel: {hidden_size: 32, embed_size: 16, latent_size: 8, cond_size: 4}\n"

@@ -12,7 +12,9 @@ from mlflow import MlflowClient
 from cvae.trainer import EpochRecord
 from studies import contract, tracking, worker
 from studies.spec import load_spec
-from studies.study import open_storage, open_study, prepare
+from studies.queue.storage import open_storage
+from studies.queue.trials import open_study
+from studies.queue.claim import prepare
 
 
 def test_diverged_trial_is_a_recorded_failure_not_a_crash(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from studies.tracking import check_mlflow_database, sqlite_tables
+from studies.preflight import check_mlflow_database, sqlite_tables
 
 
 def hot_journal_copy(tmp_path: Path) -> Path:

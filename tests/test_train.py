@@ -109,7 +109,7 @@ def test_cross_tense_targets_are_the_same_verb_in_another_tense():
 
 
 def test_checkpoint_is_chosen_on_validation_figures_not_the_reported_ones():
-    from cvae.trainer import selection_score
+    from cvae.selection import selection_score
     result = fit(tiny_config(data={"val_pairs": 20}, train={"epochs": 4}))
     scores = [selection_score("bleu4+gaussian", r.metrics, r.epoch) for r in result.history]
     assert result.best_epoch == 1 + scores.index(max(scores))

@@ -183,7 +183,7 @@ def test_refusing_to_resume_a_study_of_another_spec_writes_nothing(tmp_path: Pat
     import optuna
 
     from studies.contract import SPEC_DIGEST
-    from studies.study import default_journal, open_storage
+    from studies.queue.storage import default_journal, open_storage
 
     monkeypatch.chdir(tmp_path)
     journal = default_journal("smoke")

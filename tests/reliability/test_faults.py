@@ -232,7 +232,9 @@ def test_sigint_between_trainings_leaves_no_trial_half_recorded(tmp_path: Path, 
     stop; a KeyboardInterrupt there used to leave the trial RUNNING in Optuna and MLflow."""
     from studies import tracking, worker
     from studies.spec import load_spec
-    from studies.study import open_storage, open_study, prepare
+    from studies.queue.storage import open_storage
+    from studies.queue.trials import open_study
+    from studies.queue.claim import prepare
 
     spec = load_spec(write_spec(tmp_path, "between", epochs=1, seeds=[0], workers=1))  # 2 trials
     journal_path = str(tmp_path / "between.journal")

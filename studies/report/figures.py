@@ -22,7 +22,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from cvae import names
 from cvae.scoring import COLLAPSE_KL, PRIOR_HOLE_BLEU, PRIOR_HOLE_GAUSSIAN, PRIOR_HOLE_KL
 from studies.labels import pow10
-from studies.results import pareto_mask
+from studies.report.analysis import pareto_mask
 from studies import contract
 
 PALETTE = "colorblind"

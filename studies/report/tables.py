@@ -7,36 +7,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from studies.labels import config_name, pow10
-from studies.results import pareto_mask
+from studies.labels import config_name, mean_std, pow10, rate
+from studies.report.analysis import pareto_mask
 from studies import contract
 
 LEADERBOARD_SIZE = 10
 MAX_MAP_ROWS = 40
-
-
-def mean_std(mean: float, std: float, *, digits: int = 3) -> str:
-    """`0.712 ± 0.010`; the std is left out when it is undefined (one seed); `–` when there is no mean."""
-    if mean is None or pd.isna(mean):
-        return "–"
-    if std is None or pd.isna(std):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def mean_std_text(values: list[float], *, digits: int = 3) -> str:
-    """``mean_std`` of a list of values (`–` when empty; no std for one value)."""
-    if not values:
-        return "–"
-    series = pd.Series(values, dtype=float)
-    return mean_std(series.mean(), series.std() if len(values) > 1 else None, digits=digits)
-
-
-def rate(count: float, total: float) -> str:
-    """`1/2 (50%)`; `–` without a denominator."""
-    if not total or pd.isna(total):
-        return "–"
-    return f"{int(count)}/{int(total)} ({100 * count / total:.0f}%)"
 
 
 def leaderboard(configs: pd.DataFrame, *, varied: list[str], objective: str,

@@ -18,7 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cvae.config import ConfigError, ExperimentConfig, describe_validation_error, flatten, set_dotted
+from cvae.errors import ConfigError, describe_validation_error
+from cvae.config import ExperimentConfig, flatten
+from cvae.configfile import set_dotted
 
 SEED_KEY = "train.seed"
 """The config key every trial sets from `study.seeds`; always an Optuna param, never searched."""

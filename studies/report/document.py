@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from studies.tracking import UI_URL
+
 import pandas as pd
 
 
@@ -51,10 +53,6 @@ class Image:
 
 
 Block = Heading | Text | Bullets | Table | Image
-
-
-UI_URL = "http://127.0.0.1:5000"
-"""Where a bare `mlflow ui` serves a local store."""
 
 
 def artifact_url(*, tracking_uri: str, run_id: str, folder: str) -> Callable[[Path], str]:

@@ -1,9 +1,6 @@
-"""`python -m studies.report STUDY`: a study's runs in MLflow -> tables, figures, report.md and report.html.
-
-The report goes to `--out` (default `reports/<study>/`) and, when the study's parent run exists, is logged as
-its artifacts under `report/` so that `mlflow ui` shows it. Missing data never crashes it: a figure without
-data is a placeholder saying why.
-"""
+"""The report of a study: its findings, tables and figures as report.md, a self-contained report.html, PNGs and
+CSVs, logged to the study's parent run under `report/` so that `mlflow ui` shows it. Missing data never crashes
+it: a figure without data is a placeholder saying why."""
 
 from __future__ import annotations
 
@@ -19,17 +16,21 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from cvae.config import ArgumentParser, ConfigError, check_output
+from cvae.cli import ArgumentParser, check_output
+from cvae.errors import UserError
 from cvae.scoring import RANK_BY_TEXT
-from studies import document as doc
-from studies import figures, tables
-from studies.labels import config_label, fmt_value, objective_label, pow10
-from studies.results import (AGGREGATED, ReportError, StudyRuns, aggregate, collapse_cells, explosion_cells,
-                             explosion_pair, load_curves, load_study, load_trace, objective_score, open_client,
-                             varied_params, winner)
-from studies.secrets import hide_secrets, redact
+from studies import preflight
+from studies.secrets import hide_secrets
 from studies.tracking import DEFAULT_TRACKING_URI
 from studies import contract
+from studies.labels import config_label, fmt_value, mean_std, objective_label, pow10, rate
+from studies.secrets import redact
+from studies.report import document as doc
+from studies.report import figures, tables
+from studies.report.read import (StudyRuns,
+    open_client, load_study, load_trace, load_curves)
+from studies.report.analysis import (AGGREGATED, varied_params, objective_score, aggregate, winner, explosion_pair, explosion_cells, collapse_cells)
+
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,6 @@ def curve_roles(configs: pd.DataFrame, *, varied: list[str]) -> dict[str, str]:
     return {key: f"{' & '.join(names)}: {config_label(rows.loc[key], varied=varied)}" for key, names in picks.items()}
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Parameter importance
-
-
 MIN_IMPORTANCE_CONFIGS = 3
 """Configurations with an objective that a panel of the importance figure needs."""
 
@@ -174,13 +171,9 @@ def _fanova(rows: pd.DataFrame, keys: list[str]) -> dict[str, float]:
         study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The document
-
-
 def _figures_text(row: pd.Series) -> str:
     def figure(key: str) -> str:
-        return tables.mean_std(row[f"{key} mean"], row[f"{key} std"])
+        return mean_std(row[f"{key} mean"], row[f"{key} std"])
 
     return (f"BLEU-4 {figure(contract.BEST_TEST_BLEU)}, Gaussian (distinct rows) "
             f"{figure(contract.BEST_TEST_GAUSSIAN_UNIQUE)}, Gaussian (lab) {figure(contract.BEST_TEST_GAUSSIAN)}; "
@@ -196,7 +189,7 @@ def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.D
         worst = explosion.sort_values(["divergence_rate", "grad_median"], ascending=False).iloc[0]
         where = f"{worst['optim.name']} at lr {worst['lr']}, clip norm {worst['clip']}"
         if worst["diverged"]:
-            items.append(f"**Explosion**: worst with {where}: {tables.rate(worst['diverged'], worst['n'])} of trials"
+            items.append(f"**Explosion**: worst with {where}: {rate(worst['diverged'], worst['n'])} of trials"
                          f" diverged (median max grad norm {pow10(worst['grad_median'])}).")
         else:
             items.append(f"**Explosion**: no trial diverged; the largest median max grad norm was "
@@ -208,7 +201,7 @@ def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.D
             worst = collapse.assign(_r=collapse[kind] / collapse["n"]).sort_values("_r", ascending=False).iloc[0]
             if worst[kind]:
                 items.append(f"**{name}**: most with {worst['kl_group']} at latent size {worst['latent']}:"
-                             f" {tables.rate(worst[kind], worst['n'])} of finished trials (KL "
+                             f" {rate(worst[kind], worst['n'])} of finished trials (KL "
                              f"{worst['kl_mean']:.2f} nats, {worst['au_mean']:.1f} active units).")
             else:
                 items.append(f"**{name}**: none of the {int(collapse['n'].sum())} finished trials.")
@@ -305,11 +298,8 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
     return blocks
 
 
-# ---------------------------------------------------------------------------------------------------------
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m studies.report", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m studies.report", description="a study's runs in MLflow -> tables, figures, report.md and report.html")
     parser.add_argument("study", help="study name (the MLflow experiment)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<study>/)")
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
@@ -319,13 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path("reports") / args.study if args.out is None else args.out
     try:
         check_output(out, flag="--out" if args.out is not None else "report folder", folder=True)
+        preflight.check_reader(args.tracking_uri)
         out = build_report(study=args.study, tracking_uri=args.tracking_uri, out=out)
-    except (ReportError, ConfigError) as exc:
+    except UserError as exc:
         print(f"studies.report: error: {exc}", file=sys.stderr)
         return 2
     print(f"report: {out / 'report.html'} (and report.md, PNGs, CSVs)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Every check made before a command does any work: the study's data and devices, the study storage, the
+tracking store. Each refuses with a one-line ConfigError naming the flag or the file and key, and writes nothing;
+only the commands import this module."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import sqlite3
+import tempfile
+import urllib.error
+import urllib.request
+from contextlib import closing
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import sqlalchemy
+import sqlalchemy.exc
+import sqlalchemy.pool
+
+from cvae.cli import check_output
+from cvae.configfile import build_config, set_dotted
+from cvae.errors import ConfigError
+from studies.secrets import redact
+from studies.spec import Spec
+
+
+RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
+"""Study storages that are databases (any other --storage is a journal file path)."""
+
+
+def check_data(spec: Spec) -> None:
+    """Load the data of the base config (and of searched data choices) once: a missing file is a ConfigError."""
+    from cvae.data import DataError  # torch-importing modules stay out of spec parsing
+    from cvae.data import Data
+
+    configs = [spec.base]
+    for sets in (sets for dim in spec.space for sets in dim.sets if any(k.startswith("data.") for k in sets)):
+        tree = copy.deepcopy(spec.base_tree)
+        for key, value in sets.items():
+            set_dotted(tree, key, value)
+        configs.append(build_config(tree, source=str(spec.path)))
+    for config in configs:
+        for name in ("train", "test", "heldout"):
+            file = config.data.resolve(name)
+            if file is not None and not file.is_file():
+                raise ConfigError(f"{spec.path}: key data.{name}: file not found: {file}")
+        try:
+            Data.load(config)
+        except DataError as exc:
+            raise ConfigError(f"{spec.path}: key data: {exc}") from None
+
+
+def check_devices(spec: Spec) -> None:
+    """Every `train.device` the study may train on (the base's, and searched ones) exists on this machine."""
+    from cvae.device import resolve_device  # torch-importing modules stay out of spec parsing
+
+    names = {spec.base.train.device}
+    names.update(sets["train.device"] for dim in spec.space for sets in dim.sets if "train.device" in sets)
+    for name in sorted(names):
+        try:
+            resolve_device(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{spec.path}: {exc}") from None
+
+
+OWN_STORAGE = ("leave --storage out (the default, mlruns/optuna/STUDY.journal), or pass a journal file or another "
+               "database, e.g. --storage study.journal")
+"""What to pass instead of a storage that cannot be the study's."""
+
+
+def check_storage(target: str, *, tracking_uri: str | None = None) -> None:
+    """An RDB URL with a known scheme, or a journal file path that can be written; a one-line ConfigError otherwise,
+    and for what would damage another store: an empty value (an unset variable), the MLflow tracking database
+    (``tracking_uri``) or any database of MLflow's, a file that is not an Optuna journal. Writes nothing."""
+    if not target.strip():
+        raise ConfigError(f"--storage '': empty (an unset variable?); {OWN_STORAGE}")
+    shown = redact(target)
+    tracking_db = sqlite_file(tracking_uri or "")
+    if "://" in target:
+        scheme = target.split("://", 1)[0]
+        if scheme.split("+", 1)[0] not in RDB_SCHEMES:
+            raise ConfigError(f"--storage {shown}: unsupported URL scheme {scheme!r}; use sqlite:///FILE.db, "
+                              "postgresql+psycopg://USER@HOST/DB, or a journal file path")
+        if scheme != "sqlite":
+            return
+        path = sqlite_file(target)
+        if path is None:
+            raise ConfigError(f"--storage {shown}: expected sqlite:///FILE.db (a file, not in memory)")
+        if not path.parent.is_dir():
+            raise ConfigError(f"--storage {shown}: folder {path.parent} does not exist")
+        if path.is_dir():
+            raise ConfigError(f"--storage {shown}: {path} is a folder; {OWN_STORAGE}")
+    else:
+        path = Path(target)
+        if path.is_dir():
+            raise ConfigError(f"--storage {shown}: is a folder; give a journal file path or an RDB URL")
+    if tracking_db is not None and path.resolve() == tracking_db.resolve():
+        raise ConfigError(f"--storage {shown}: is the MLflow tracking database (--tracking-uri); {OWN_STORAGE}")
+    check_output(path, flag="--storage")
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        tables = sqlite_tables(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"--storage {shown}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    if tables is not None and set(MLFLOW_TABLES) <= tables:
+        raise ConfigError(f"--storage {shown}: {path} is an MLflow tracking database; {OWN_STORAGE}")
+    if "://" in target and tables is None:
+        raise ConfigError(f"--storage {shown}: {path} is not an SQLite database; {OWN_STORAGE}")
+    if "://" not in target:
+        if tables is not None:
+            raise ConfigError(f"--storage {shown}: is an SQLite database, not an Optuna journal; for a database "
+                              f"storage pass --storage sqlite:///{path}")
+        _check_journal(path, shown=shown)
+
+
+def _check_journal(path: Path, *, shown: str) -> None:
+    """An existing journal's first line is an Optuna journal record (a JSON object with an `op_code`)."""
+    with path.open("rb") as handle:
+        first = handle.readline(65536)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise ConfigError(f"--storage {shown}: line 1: not an Optuna journal (its records are JSON lines); "
+                          f"{OWN_STORAGE}")
+
+
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+"""MLflow stores a study may use; not `file://`, MLflow's deprecated file store (a SQLite file does its job)."""
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
+
+
+MLFLOW_TABLES = ("experiments", "runs")
+"""Tables every MLflow SQL store has: a database without them is not MLflow's."""
+
+
+def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
+    """(URL without ``user:password@``, HTTP basic-auth header for them): urllib cannot take credentials inline."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])), {"Authorization": f"Basic {token}"}
+
+
+def check_tracking_uri(uri: str) -> None:
+    """A tracking URI with a known scheme (and, for SQLite, a file path in an existing folder); ConfigError
+    otherwise. Touches nothing."""
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    shown = redact(uri) or "''"
+    if scheme == "file":
+        raise ConfigError(f"--tracking-uri {shown}: MLflow's file store (file://) is deprecated and not supported "
+                          "here; use a SQLite file, e.g. --tracking-uri sqlite:///mlflow.db")
+    if scheme.split("+", 1)[0] not in TRACKING_SCHEMES:
+        raise ConfigError(f"--tracking-uri {shown}: expected sqlite:///FILE.db, postgresql://... or "
+                          "http(s)://HOST:PORT")
+    if scheme == "sqlite":
+        path = sqlite_file(uri)
+        if path is None:
+            raise ConfigError(f"--tracking-uri {shown}: expected sqlite:///FILE.db (a file, not in memory)")
+        if path.is_dir():
+            raise ConfigError(f"--tracking-uri {shown}: {path} is a folder; name the database file in it, e.g. "
+                              f"sqlite:///{path / 'mlflow.db'}")
+        if not path.parent.is_dir():
+            raise ConfigError(f"--tracking-uri {shown}: folder {path.parent} does not exist")
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///FILE` URI; None for other URIs and in-memory databases."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    name = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(name) if name and name != ":memory:" else None
+
+
+def sqlite_tables(path: Path) -> set[str] | None:
+    """The tables of an SQLite database file, read without writing anything (not even a journal); None when the
+    file is not an SQLite database."""
+    with path.open("rb") as handle:
+        if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            return None
+    query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            return {row[0] for row in db.execute(query)}
+    except sqlite3.OperationalError:
+        # a hot journal left by a process killed mid-write: recovering it is a write, which mode=ro refuses (the
+        # store's own next writer rolls it back); the schema is read from the file as it is, still writing nothing
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as db:
+            return {row[0] for row in db.execute(query)}
+
+
+def check_mlflow_database(uri: str, *, write: bool) -> None:
+    """A SQLite tracking store that is not MLflow's is refused before MLflow opens it (MLflow would make or
+    migrate its schema in it): a file that is not an SQLite database, or a database of other tables (an Optuna
+    storage); for a reader (``write=False``) also an empty (0-byte) file or one without MLflow's tables. A one-line
+    ConfigError; reads only."""
+    path = sqlite_file(uri)
+    if path is None or not path.is_file():
+        return
+    shown = redact(uri)
+    if path.stat().st_size == 0:
+        if write:
+            return  # MLflow makes its schema in it, as in a new file
+        raise ConfigError(f"--tracking-uri {shown}: {path} is empty (0 bytes), not an MLflow database; run a study "
+                          "first, or pass the --tracking-uri of one")
+    try:
+        tables = sqlite_tables(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"--tracking-uri {shown}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    if tables is None:
+        raise ConfigError(f"--tracking-uri {shown}: {path} is not an SQLite database; pass the MLflow database, "
+                          "e.g. --tracking-uri sqlite:///mlflow.db")
+    if not set(MLFLOW_TABLES) <= tables and (tables or not write):
+        what = f"holds other tables ({', '.join(sorted(tables)[:4])})" if tables else "holds no tables"
+        raise ConfigError(f"--tracking-uri {shown}: {path} {what}, not MLflow's; pass the MLflow database, e.g. "
+                          "--tracking-uri sqlite:///mlflow.db")
+
+
+SERVER_DATABASES = ("postgresql", "mysql", "mssql")
+"""Tracking-URI schemes of database servers (MLflow's SQLAlchemy stores other than SQLite)."""
+
+
+def _connect(uri: str, scheme: str) -> None:
+    """Open and close one connection to a database-server URI (10 s connect timeout where the driver has one)."""
+    connect_args = {"connect_timeout": 10} if scheme in ("postgresql", "mysql") else {}
+    engine = sqlalchemy.create_engine(uri, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+def probe_tracking_store(uri: str, *, write: bool = True) -> None:
+    """Reach the store before a study makes anything: an HTTP server or a database server (PostgreSQL, MySQL,
+    SQL Server) that does not answer, or a SQLite database (or its folder, when it is still to be made) that cannot
+    be written, is a one-line ConfigError. Changes nothing. (MLflow itself retries an unreachable store for
+    minutes, and only once the study has started.) ``write=False`` (readers: report, best, use) only checks that
+    a server answers."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0]
+    check_mlflow_database(uri, write=write)
+    try:
+        if scheme in SERVER_DATABASES:
+            _connect(uri, scheme)
+        if scheme in ("http", "https"):
+            try:
+                base, auth = _without_userinfo(uri.rstrip("/"))
+                urllib.request.urlopen(urllib.request.Request(f"{base}/health", headers=auth), timeout=10).close()
+            except urllib.error.HTTPError:
+                pass  # it answers, so it is reachable (a proxy or auth may refuse /health itself)
+        elif scheme == "sqlite" and write:
+            path = Path(uri.removeprefix("sqlite:///"))
+            if not path.exists():
+                tempfile.TemporaryFile(dir=path.parent).close()
+            else:
+                with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as db:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("CREATE TABLE cvae_write_probe (x)")  # rolled back: only proves it can write
+                    db.execute("ROLLBACK")
+    except (OSError, sqlite3.Error, sqlalchemy.exc.SQLAlchemyError) as exc:
+        exc = getattr(exc, "orig", None) or exc  # the driver's own error says what went wrong
+        reason = " ".join(str(getattr(exc, "reason", None) or exc).split())[:200]
+        what = ("cannot reach the MLflow server" if scheme.startswith("http") else
+                "cannot reach the MLflow database" if scheme in SERVER_DATABASES else "cannot write the MLflow store")
+        raise ConfigError(f"--tracking-uri {redact(uri)}: {what} ({type(exc).__name__}: {reason})") from None
+
+
+def check_reader(tracking_uri: str) -> None:
+    """A store the readers (report, best, use) can read, with nothing created or migrated: a one-line ConfigError
+    for a URI MLflow cannot read as a store: a sqlite file that does not exist (not a new empty store), is empty or
+    is not MLflow's database, MLflow's file store, an unreachable server."""
+    check_tracking_uri(tracking_uri)
+    path = sqlite_file(tracking_uri)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"--tracking-uri {redact(tracking_uri)}: no MLflow store at {path} (run a study first, or "
+                          "pass --tracking-uri)")
+    probe_tracking_store(tracking_uri, write=False)  # an unreachable server: one line now, not minutes of retries

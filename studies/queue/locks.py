@@ -1,0 +1,105 @@
+"""Locks that serialise every change to a study's queue: a file lock on one machine, a database lock across
+machines."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy
+import sqlalchemy.pool
+from optuna.storages import BaseStorage, RDBStorage
+
+
+
+LOCKING_DIALECTS = ("postgresql", "mysql", "mariadb")
+"""Databases whose own locks serialise the queue across machines."""
+
+
+class FileLock:
+    """An exclusive ``flock`` on a file. The kernel releases it when its holder dies, so a killed worker never
+    leaves a stale lock behind (Optuna's own journal locks wait out a grace period, and its symlink lock spins
+    forever on a relative journal path). Also serves as the journal backend's lock (acquire / release)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    def __enter__(self) -> "FileLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@contextmanager
+def _database_lock(engine: sqlalchemy.Engine, name: str) -> Iterator[None]:
+    """An exclusive lock ``name`` held by a session of the database server (PostgreSQL advisory lock, MySQL
+    named lock): shared by every machine that uses the database, and released by the server when the session
+    ends, so a process killed while holding it never leaves it behind."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    if engine.dialect.name == "postgresql":
+        lock, unlock, params = "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", {"key": key}
+    else:
+        lock, unlock, params = "SELECT GET_LOCK(:key, -1)", "SELECT RELEASE_LOCK(:key)", {"key": f"cvae-{key:x}"}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sqlalchemy.text(lock), params)
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text(unlock), params)
+
+
+def schema_lock(target: str):  # noqa: ANN202 - a context manager
+    """Held while an RDB storage creates or upgrades its tables (a database lock; nothing for SQLite)."""
+    if urlsplit(target).scheme.split("+", 1)[0] not in LOCKING_DIALECTS:
+        return nullcontext()
+
+    @contextmanager
+    def held() -> Iterator[None]:
+        engine = sqlalchemy.create_engine(target, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with _database_lock(engine, "cvae-studies: optuna schema"):
+                yield
+        finally:
+            engine.dispose()
+
+    return held()
+
+
+@contextmanager
+def study_lock(storage: BaseStorage, study: str, *, fallback: Path) -> Iterator[None]:
+    """Held around every change to a study's queue, by every process of the study on any machine: a database
+    lock on PostgreSQL or MySQL; else a file lock, next to a SQLite database or at ``fallback`` (journal)."""
+    engine = storage.engine if isinstance(storage, RDBStorage) else None
+    if engine is not None and engine.dialect.name in LOCKING_DIALECTS:
+        with _database_lock(engine, f"cvae-studies: study {study}"):
+            yield
+        return
+    if engine is not None and engine.url.database not in (None, "", ":memory:"):
+        fallback = Path(f"{Path(engine.url.database).resolve()}.lock")
+    with FileLock(fallback):
+        yield

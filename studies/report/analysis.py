@@ -1,0 +1,235 @@
+"""A study's trials aggregated: one row per configuration (mean, std, median and n of every figure over its seeds,
+failure rates, the seed run holding its best checkpoint), the ranking and the winner, the Pareto front, and the
+cells of the explosion and collapse maps (shared by the figures and the tables). Labels are ``studies.labels``'."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cvae.scoring import FINISHED, objective_score as score_of, qualifies, rank
+from studies import contract
+from studies.labels import config_label, levels
+from studies.report.read import (FIGURES, NOT_SEARCHED, ReportError, open_client, load_study, param_types)
+
+
+AGGREGATED = (*FINISHED, "diverged", "pruned")
+"""Statuses counted in a configuration's figures and rates; `failed` (a crash) and `running` are not."""
+
+
+def varied_params(trials: pd.DataFrame) -> list[str]:
+    """Config keys that take more than one value across the trials (the study's dimensions), seed excluded."""
+    keys = [k for k in param_types() if k not in NOT_SEARCHED and k in trials]
+    return [k for k in keys if trials[k].astype(object).nunique(dropna=False) > 1]
+
+
+def objective_score(trials: pd.DataFrame, *, objective: str) -> pd.Series:
+    """Per-trial value of the study's objective (NaN without a checkpoint), computed by ``cvae.scoring`` from the
+    chosen checkpoint's checkpoint-choice figures `best/val/*`, as Optuna's trial values are: configurations
+    are ranked on validation figures (distinct-row Gaussian), never on the reported test figures."""
+    columns = [trials[c] if c in trials else pd.Series(np.nan, index=trials.index)
+               for c in (contract.BEST_VAL_BLEU, contract.BEST_VAL_GAUSSIAN)]
+    return pd.Series([score_of(b, g, objective=objective) for b, g in zip(*columns)], index=trials.index,
+                     dtype=float)
+
+
+def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = "search", rank_by: str = "mean") -> pd.DataFrame:
+    """One row per configuration of the runs of ``phase``, ranked: configurations that qualify
+    (``cvae.scoring.qualifies``: most seeds healthy) first, each group by mean objective (best first).
+
+    Columns: the config's params and `kl_label`; `<figure> mean|std|median|count` for every figure and
+    `objective`; `n` (trials), `finished`, `divergence_rate` (diverged / n), `collapse_rate`, `prior_hole_rate`
+    and `unstable_rate` (over finished trials); `qualifies`, `statuses` (e.g. `works 2, collapsed 1`);
+    `best_run_id`, `best_run_objective`, `best_seed`.
+    """
+    data = trials[trials["status"].isin(AGGREGATED) & (trials["phase"] == phase)].copy()
+    data["objective"] = objective_score(data, objective=objective)
+    figures = [*FIGURES, "objective"]
+    groups = data.groupby("config_key", sort=False)
+    stats = groups[figures].agg(["mean", "std", "median", "count"])
+    stats.columns = [f"{figure} {stat}" for figure, stat in stats.columns]
+    rates = groups.agg(n=("run_id", "size"), finished=("finished", "sum"), diverged=("diverged", "sum"),
+                       collapsed=("collapsed", "sum"), prior_hole=("prior_hole", "sum"),
+                       unstable=("unstable", "sum"))
+    rates["statuses"] = groups["status"].agg(lambda s: ", ".join(f"{k} {n}" for k, n in s.value_counts().items()))
+    rates["divergence_rate"] = rates["diverged"] / rates["n"]
+    finished = rates["finished"].where(rates["finished"] > 0)
+    rates["collapse_rate"] = rates["collapsed"] / finished
+    rates["prior_hole_rate"] = rates["prior_hole"] / finished
+    rates["unstable_rate"] = rates["unstable"] / finished
+    param_columns = [c for c in data.columns if c in param_types() and c != "train.seed"]
+    params = groups.head(1).set_index("config_key")[[*param_columns, "kl_label", "kl_group"]]
+    ranked = data.dropna(subset=["objective"]).sort_values("objective", ascending=False)
+    best = ranked.drop_duplicates("config_key").set_index("config_key")[["run_id", "objective", "seed"]]
+    best.columns = ["best_run_id", "best_run_objective", "best_seed"]
+    configs = params.join([rates, stats, best])
+    configs["qualifies"] = [qualifies(list(groups.get_group(key)["status"])) for key in configs.index]
+    order = rank({key: list(zip(group["status"], group["objective"].where(group["objective"].notna(), None)))
+                  for key, group in groups}, rank_by=rank_by)
+    configs["rank score"] = pd.Series({key: value for key, _, value in order})
+    return configs.loc[[key for key, _, _ in order]].reset_index()
+
+
+def winner(*, configs: pd.DataFrame, confirmed: pd.DataFrame) -> tuple[pd.Series | None, str]:
+    """The study's winner and where its figures come from: the best qualifying configuration of the confirmation
+    on fresh seeds when there is one, else of the search (`search`), else (None, why there is none)."""
+    for frame, source in ((confirmed, "confirm"), (configs, "search")):
+        ranked = frame.dropna(subset=["objective mean"]) if not frame.empty else frame
+        if not ranked.empty and ranked["qualifies"].any():
+            return ranked[ranked["qualifies"]].iloc[0], source
+        if source == "confirm" and not frame.empty:
+            return None, ("no configuration qualified on the fresh seeds of the confirmation (most of each one's "
+                          "seeds collapsed, diverged, sat in a prior hole or overflowed)")
+    if configs.empty or configs["objective mean"].isna().all():
+        return None, "no configuration produced a checkpoint"
+    return None, ("no configuration qualifies: every one has most of its seeds collapsed, diverged, in a prior hole "
+                  "or overflowing, so there is no setting to recommend from this study")
+
+
+def pareto_mask(frame: pd.DataFrame, *, x: str, y: str) -> np.ndarray:
+    """True for the rows whose (x, y) no other row beats on both (maximising); rows with NaN are never on it."""
+    xs, ys = frame[x].to_numpy(dtype=float), frame[y].to_numpy(dtype=float)
+    mask = np.zeros(len(xs), dtype=bool)
+    best_y = -np.inf
+    for i in sorted(np.flatnonzero(~(np.isnan(xs) | np.isnan(ys))), key=lambda i: (-xs[i], -ys[i])):
+        if ys[i] > best_y:
+            mask[i], best_y = True, ys[i]
+    return mask
+
+
+EXPLOSION_KEYS = ("optim.name", "optim.lr", "optim.clip_norm")
+
+
+COLLAPSE_KEYS = ("kl.schedule", "kl.beta_max", "kl.free_bits", "model.latent_size", "model.mu_bn")
+
+
+def explosion_pair(trials: pd.DataFrame) -> list[tuple[str, str]]:
+    """(run id, legend label) of one seed of the most explosive configuration (most diverged, then largest grad
+    norm) and one seed of its clipped twin (the same settings, gradients clipped); [] when nothing diverged."""
+    data = block_rows(trials, EXPLOSION_KEYS)
+    diverged = data[data["diverged"]]
+    if diverged.empty:
+        return []
+    rates = data.groupby("config_key")["diverged"].mean()
+    worst_key = max(diverged["config_key"].unique(),
+                    key=lambda k: (rates[k],
+                                   float(data.loc[data["config_key"] == k, contract.RUN_GRAD_NORM_MAX].max())))
+    worst = diverged[diverged["config_key"] == worst_key].sort_values("seed").iloc[0]
+    step = "" if pd.isna(worst["diverged_step"]) else f", diverged at step {int(worst['diverged_step'])}"
+    pair = [(worst["run_id"], f"{worst['run_name']}{step}")]
+    if pd.isna(worst["optim.clip_norm"]):
+        others = [k for k in param_types() if k not in NOT_SEARCHED and k != "optim.clip_norm" and k in data]
+        same = np.ones(len(data), dtype=bool)
+        for key in others:
+            same &= (data[key].astype(object).fillna("none") == worst[key] if not pd.isna(worst[key])
+                     else data[key].isna()).to_numpy()
+        twins = data[same & data["optim.clip_norm"].notna().to_numpy()].sort_values(["optim.clip_norm", "seed"])
+        if not twins.empty:
+            twin = twins.iloc[0]
+            pair.append((twin["run_id"], f"{twin['run_name']} (clipped twin, {twin['status']})"))
+    return pair
+
+
+def block_rows(trials: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """The search trials a map is drawn from: with a blocked design, those of the blocks that vary any of
+    ``keys`` (a configuration shared by blocks belongs to each); without blocks, every search trial."""
+    search = trials[trials["phase"] == "search"] if "phase" in trials else trials
+    if "blocks" not in search or not search["blocks"].astype(bool).any():
+        return search
+    members = search["blocks"].astype(str).str.split("+")
+    names = sorted({name for names in members for name in names if name})
+    chosen = [name for name in names
+              if any(k in search and search.loc[members.map(lambda m, n=name: n in m), k].astype(object)
+                     .nunique(dropna=False) > 1 for k in keys)]
+    return search[members.map(lambda m: any(name in m for name in chosen))]
+
+
+def explosion_cells(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (optimizer, lr level, clip level; see ``levels``): trials, diverged fraction, median/max of
+    `run/grad_norm_max`, median divergence step, most common cause."""
+    trials = block_rows(trials, EXPLOSION_KEYS)
+    data = trials[trials["status"].isin(AGGREGATED)].copy()
+    keys = ["optim.name", "lr", "clip"]
+    if data.empty:
+        return pd.DataFrame(columns=[*keys, "n", "diverged", "divergence_rate", "grad_median", "grad_max",
+                                     "diverged_step_median", "cause"])
+    data["optim.name"] = data["optim.name"].astype(str)
+    data["lr"], data["clip"] = levels(data["optim.lr"]), levels(data["optim.clip_norm"])
+    cells = data.groupby(keys, observed=True, sort=True).agg(
+        n=("run_id", "size"), diverged=("diverged", "sum"), grad_median=(contract.RUN_GRAD_NORM_MAX, "median"),
+        grad_max=(contract.RUN_GRAD_NORM_MAX, "max"), diverged_step_median=("diverged_step", "median"),
+        cause=("divergence_cause", _common_cause)).reset_index()
+    cells["divergence_rate"] = cells["diverged"] / cells["n"]
+    return cells
+
+
+def _common_cause(causes: pd.Series) -> str | None:
+    """Most common divergence cause, without its epoch (`non-finite gradient in encoder`)."""
+    short = causes.dropna().astype(str).str.replace(r"\s+at epoch \d+$", "", regex=True)
+    return None if short.empty else str(short.value_counts().index[0])
+
+
+def collapse_cells(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (KL bundle, latent-size level), over finished trials: AU, KL (nats), MI, scores, collapse/hole counts."""
+    trials = block_rows(trials, COLLAPSE_KEYS)
+    data = trials[trials["finished"]].copy()
+    keys = ["kl_group", "latent"]
+    columns = [*keys, "n", "collapsed", "prior_hole", "au_mean", "au_std", "kl_mean", "kl_std", "mi_mean",
+               "gaussian_mean", "bleu4_mean"]
+    if data.empty:
+        return pd.DataFrame(columns=columns)
+    data["latent"] = levels(data["model.latent_size"])
+    cells = data.groupby(keys, observed=True, sort=True).agg(
+        n=("run_id", "size"), collapsed=("collapsed", "sum"), prior_hole=("prior_hole", "sum"),
+        au_mean=(contract.BEST_LATENT_ACTIVE_UNITS, "mean"), au_std=(contract.BEST_LATENT_ACTIVE_UNITS, "std"),
+        kl_mean=(contract.BEST_LATENT_KL, "mean"), kl_std=(contract.BEST_LATENT_KL, "std"),
+        mi_mean=(contract.BEST_LATENT_MUTUAL_INFO, "mean"),
+        gaussian_mean=(contract.BEST_TEST_GAUSSIAN, "mean"), bleu4_mean=(contract.BEST_TEST_BLEU, "mean")).reset_index()
+    return cells[columns]
+
+
+@dataclass
+class Best:
+    """The best configuration of a study and the seed run that holds its best checkpoint."""
+
+    study: str
+    objective: str
+    config_key: str
+    label: str
+    searched: dict[str, Any]
+    params: dict[str, Any]
+    figures: dict[str, tuple[float, float]]
+    n: int
+    with_checkpoint: int
+    diverged: int
+    run_id: str
+    seed: Any
+    run_objective: float
+    source: str = "search"  # `confirm`: figures from the confirmation on fresh seeds
+    statuses: str = ""
+    rank_by: str = "mean"  # how seeds were summed up for ranking (``cvae.scoring.RANK_BY``)
+
+
+def find_best(*, tracking_uri: str, study: str) -> Best:
+    """The best configuration of ``study``; a ReportError when no trial has checkpoint figures yet."""
+    runs = load_study(client=open_client(tracking_uri=tracking_uri), study=study)
+    row, source = winner(configs=aggregate(runs.trials, objective=runs.objective, rank_by=runs.rank_by),
+                         confirmed=aggregate(runs.trials, objective=runs.objective, phase="confirm",
+                                             rank_by=runs.rank_by))
+    if row is None:
+        raise ReportError(f"study {study!r}: no winner: {source}")
+    varied = varied_params(runs.trials)
+    params = {key: row[key] for key in param_types() if key in row.index}
+    figures = {name: (row[f"{name} mean"], row[f"{name} std"])
+               for name in ("objective", contract.BEST_TEST_BLEU, contract.BEST_TEST_GAUSSIAN_UNIQUE,
+                            contract.BEST_TEST_GAUSSIAN, contract.BEST_HELDOUT_BLEU, contract.BEST_LATENT_ACTIVE_UNITS,
+                            contract.BEST_LATENT_KL)}
+    return Best(study=study, objective=runs.objective, config_key=row["config_key"],
+                label=config_label(row, varied=varied), searched={key: params[key] for key in varied}, params=params,
+                figures=figures, n=int(row["n"]), with_checkpoint=int(row["objective count"]),
+                diverged=int(row["diverged"]), run_id=row["best_run_id"], seed=row["best_seed"],
+                run_objective=float(row["best_run_objective"]), source=source, statuses=str(row["statuses"]),
+                rank_by=runs.rank_by)
