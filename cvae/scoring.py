@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 
 from cvae.names import (LATENT_ACTIVE_UNITS, LATENT_KL, LATENT_LOGVAR_ABSMAX, TEST_BLEU, TEST_GAUSSIAN_UNIQUE,
                         VAL_BLEU, VAL_GAUSSIAN)
@@ -53,13 +54,35 @@ DEFAULT_OBJECTIVE = "bleu4+gaussian"
 """The objective of a study, and the checkpoint criterion of a run, unless they say otherwise."""
 CRITERIA: tuple[str, ...] = (*(o for o in OBJECTIVES if o != "pareto"), "last")
 """Checkpoint criteria (``train.select``): a single-valued objective, or ``last`` (the last evaluated epoch)."""
-STATUSES: tuple[str, ...] = ("works", "weak", "collapsed", "prior_hole", "unstable", "diverged", "pruned", "failed")
+class Status(StrEnum):
+    """Every status a trial can end with (decided in the order of this module's docstring). A ``StrEnum``: a status
+    is also its name as MLflow's tags, Optuna's user attributes and the report's columns hold it."""
+
+    WORKS = "works"
+    WEAK = "weak"
+    COLLAPSED = "collapsed"
+    PRIOR_HOLE = "prior_hole"
+    UNSTABLE = "unstable"
+    DIVERGED = "diverged"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+
+class Health(StrEnum):
+    """The health of one evaluated epoch's latent (``epoch_health``)."""
+
+    OK = "ok"
+    COLLAPSED = Status.COLLAPSED.value
+    UNSTABLE = Status.UNSTABLE.value
+
+
+STATUSES: tuple[Status, ...] = tuple(Status)
 """Every status a trial can end with."""
-HEALTHY: tuple[str, ...] = ("works", "weak")
+HEALTHY: tuple[Status, ...] = (Status.WORKS, Status.WEAK)
 """Statuses of runs whose figures may win a ranking."""
-FINISHED: tuple[str, ...] = ("works", "weak", "collapsed", "prior_hole", "unstable")
+FINISHED: tuple[Status, ...] = (Status.WORKS, Status.WEAK, Status.COLLAPSED, Status.PRIOR_HOLE, Status.UNSTABLE)
 """Statuses of runs that trained to a decision and chose a checkpoint."""
-FAILURES: tuple[str, ...] = ("collapsed", "prior_hole", "unstable", "diverged")
+FAILURES: tuple[Status, ...] = (Status.COLLAPSED, Status.PRIOR_HOLE, Status.UNSTABLE, Status.DIVERGED)
 """Statuses that are failures of the configuration (a configuration mostly in these never wins)."""
 
 
@@ -87,39 +110,39 @@ def _finite(metrics: Mapping[str, float], keys: Iterable[str]) -> bool:
     return all(math.isfinite(metrics[k]) for k in keys if k in metrics)
 
 
-def epoch_health(metrics: Mapping[str, float]) -> str:
+def epoch_health(metrics: Mapping[str, float]) -> Health:
     """`unstable`, `collapsed` or `ok` for one evaluated epoch's latent figures (`latent/kl`, `latent/active_units`,
     `latent/logvar_absmax`)."""
     kl, au = metrics.get(LATENT_KL), metrics.get(LATENT_ACTIVE_UNITS)
     if not _finite(metrics, (LATENT_KL, LATENT_LOGVAR_ABSMAX, TEST_BLEU, VAL_BLEU)):
-        return "unstable"
+        return Health.UNSTABLE
     if (kl is not None and kl > UNSTABLE_KL) or metrics.get(LATENT_LOGVAR_ABSMAX, 0.0) > UNSTABLE_LOGVAR:
-        return "unstable"
+        return Health.UNSTABLE
     if (kl is not None and kl < COLLAPSE_KL) or au == 0:
-        return "collapsed"
-    return "ok"
+        return Health.COLLAPSED
+    return Health.OK
 
 
-def checkpoint_status(metrics: Mapping[str, float]) -> str:
+def checkpoint_status(metrics: Mapping[str, float]) -> Status:
     """Status of a run from its chosen checkpoint's figures: unstable, collapsed, prior_hole, works or weak."""
     health = epoch_health(metrics)
-    if health != "ok":
-        return health
+    if health != Health.OK:
+        return Status(health)
     bleu, unique = metrics.get(TEST_BLEU, 0.0), metrics.get(TEST_GAUSSIAN_UNIQUE, 0.0)
     if metrics.get(LATENT_KL, 0.0) > PRIOR_HOLE_KL and unique <= PRIOR_HOLE_GAUSSIAN and bleu >= PRIOR_HOLE_BLEU:
-        return "prior_hole"
+        return Status.PRIOR_HOLE
     if bleu >= LAB_BLEU and unique >= LAB_GAUSSIAN:
-        return "works"
-    return "weak"
+        return Status.WORKS
+    return Status.WEAK
 
 
-def run_status(*, status: str, metrics: Mapping[str, float]) -> str:
+def run_status(*, status: str, metrics: Mapping[str, float]) -> Status:
     """Status of a finished ``cvae.trainer.fit`` run: its own ending (diverged, collapsed or unstable when a detector
     stopped it) or, for a run that trained on, its checkpoint's status; ``failed`` without a checkpoint."""
-    if status in ("diverged", "collapsed", "unstable"):
-        return status
+    if status in (Status.DIVERGED, Status.COLLAPSED, Status.UNSTABLE):
+        return Status(status)
     if not metrics:
-        return "failed"
+        return Status.FAILED
     return checkpoint_status(metrics)
 
 
@@ -127,7 +150,7 @@ def qualifies(statuses: Iterable[str]) -> bool:
     """Whether a configuration may win: most of its seeds are healthy (works or weak), none failed to a crash
     counted against it, and at least one seed ran. A configuration whose seeds mostly collapsed, diverged, sat
     in a prior hole or overflowed never qualifies."""
-    counted = [s for s in statuses if s in HEALTHY or s in FAILURES or s == "pruned"]
+    counted = [s for s in statuses if s in HEALTHY or s in FAILURES or s == Status.PRUNED]
     healthy = sum(s in HEALTHY for s in counted)
     return bool(counted) and healthy * 2 > len(counted)
 
@@ -178,5 +201,5 @@ def rank(configurations: Mapping[str, Iterable[tuple[str, float | None]]], *,
 
 def mostly_works(statuses: Iterable[str]) -> bool:
     """Whether most of a configuration's seeds pass the lab's line (status `works`)."""
-    statuses = [s for s in statuses if s != "failed"]
-    return bool(statuses) and sum(s == "works" for s in statuses) * 2 > len(statuses)
+    statuses = [s for s in statuses if s != Status.FAILED]
+    return bool(statuses) and sum(s == Status.WORKS for s in statuses) * 2 > len(statuses)

@@ -11,7 +11,7 @@ import torch
 from cvae.config import ExperimentConfig
 from cvae.model import CVAE
 from cvae.schedules import kl_warmup_epochs
-from cvae.scoring import checkpoint_values, epoch_health
+from cvae.scoring import Health, checkpoint_values, epoch_health
 
 from typing import TYPE_CHECKING
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Selection:
         self.best: dict[bool, Checkpoint | None] = {True: None, False: None}  # healthy? -> best
 
     def offer(self, record: EpochRecord, model: CVAE, samples: dict[str, Any]) -> None:
-        healthy = self.select == "last" or epoch_health(record.metrics) == "ok"  # `last` means the last
+        healthy = self.select == "last" or epoch_health(record.metrics) == Health.OK  # `last` means the last
         score = selection_score(self.select, record.metrics, record.epoch)
         current = self.best[healthy]
         if current is None or score > current.score:
@@ -66,14 +66,14 @@ class CollapseDetector:
     def __init__(self, config: ExperimentConfig, *, steps_per_epoch: int) -> None:
         self.patience = config.train.collapse_patience
         self.warmup = kl_warmup_epochs(config.kl, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch)
-        self.streak: tuple[str, int] = ("ok", 0)
+        self.streak: tuple[str, int] = (Health.OK, 0)
 
     def __call__(self, record: EpochRecord) -> str | None:
         if self.patience is None:
             return None
         health = epoch_health(record.metrics)
-        if health == "collapsed" and record.epoch <= self.warmup:
-            health = "ok"  # a posterior may sit near the prior while the KL weight is still ramping
+        if health == Health.COLLAPSED and record.epoch <= self.warmup:
+            health = Health.OK  # a posterior may sit near the prior while the KL weight is still ramping
         kind, count = self.streak
         self.streak = (health, count + 1 if health == kind else 1)
-        return health if health != "ok" and self.streak[1] >= self.patience else None
+        return health if health != Health.OK and self.streak[1] >= self.patience else None

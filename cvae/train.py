@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cvae.scoring import Status
 from cvae import names
 from cvae.checkpoint import save_checkpoint
 from cvae.cli import ArgumentParser, add_set_argument, check_output
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = fit(config, callbacks=[on_epoch], data=data, progress=on_step)
     out = Console()
-    if result.status == "diverged":
+    if result.status == Status.DIVERGED:
         explain_divergence(out, result)
     elif result.stopped_epoch is not None:
         out.print(f"[yellow]stopped at epoch {result.stopped_epoch}[/]: the posterior {result.status} "

@@ -5,6 +5,7 @@ and the cause. Every ``eval_every`` epochs the callbacks get an EpochRecord with
 """
 
 from __future__ import annotations
+from cvae.scoring import Health, Status
 from cvae.losses import first_nonfinite, grad_norm, loss_terms, make_optimizer, reconstruction
 from cvae.selection import CollapseDetector, Selection
 
@@ -14,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -52,6 +54,17 @@ TRACE_KEYS = ("loss", "kl", "grad_norm", "grad_norm_encoder", "grad_norm_decoder
 """Per-step figures of a trace: loss and KL of the batch, pre-clip gradient norms, largest |log-variance|."""
 
 
+class Ending(StrEnum):
+    """How ``fit`` ended: trained on to the last epoch, diverged, stopped by a callback, or stopped by the collapse
+    detector (collapsed or unstable)."""
+
+    OK = Health.OK.value
+    DIVERGED = Status.DIVERGED.value
+    STOPPED = "stopped"
+    COLLAPSED = Status.COLLAPSED.value
+    UNSTABLE = Status.UNSTABLE.value
+
+
 @dataclass
 class EpochRecord:
     """What the callbacks see after an evaluated epoch (1-based ``epoch``; ``step`` = optimizer steps so far)."""
@@ -74,7 +87,7 @@ Progress = Callable[[int, int, int], None]
 class TrainResult:
     """Outcome of one run; ``metrics`` are the figures of the chosen checkpoint (``best_epoch``)."""
 
-    status: str  # "ok" | "diverged" | "stopped" (a callback) | "collapsed" | "unstable" (the detector)
+    status: Ending
     config: ExperimentConfig
     best_epoch: int | None
     metrics: dict[str, float]
@@ -319,14 +332,14 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
     history: list[EpochRecord] = []
     selection = Selection(cfg.select)
     detector = CollapseDetector(config, steps_per_epoch=trainer.steps_per_epoch)
-    status, diverged, stopped_epoch = "ok", None, None
+    status, diverged, stopped_epoch = Ending.OK, None, None
     epochs_done = 0
     started = time.perf_counter()
     for epoch in range(cfg.epochs):
         try:
             train_figures = trainer.train_epoch(epoch, progress)
         except _Diverged as exc:
-            status, diverged = "diverged", exc
+            status, diverged = Ending.DIVERGED, exc
             break
         epochs_done = epoch + 1
         if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
@@ -337,10 +350,10 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
         history.append(record)
         selection.offer(record, trainer.model, samples)
         if any(callback(record) for callback in callbacks):
-            status = "stopped"
+            status = Ending.STOPPED
             break
         if (verdict := detector(record)) is not None:
-            status, stopped_epoch = verdict, record.epoch
+            status, stopped_epoch = Ending(verdict), record.epoch
             break
     chosen = selection.chosen
     return TrainResult(status=status, config=config, best_epoch=chosen.epoch if chosen else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 
+from studies.contract import Phase
 from cvae.cli import ArgumentParser
 from cvae.scoring import RANK_BY_TEXT
 from studies import contract
@@ -31,7 +32,7 @@ def describe(best: Best, *, all_params: bool = False) -> str:
     lines = [
         f"study {best.study} · objective {objective_label(best.objective)} (ranked by {RANK_BY_TEXT[best.rank_by]})",
         f"best configuration {best.config_key}: {best.label}",
-        "  figures from its confirmation on fresh seeds" if best.source == "confirm" else
+        "  figures from its confirmation on fresh seeds" if best.source == Phase.CONFIRM else
         "  figures from the search (not confirmed on fresh seeds)",
         f"  {figures}",
         f"  seeds: {best.statuses}",

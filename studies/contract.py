@@ -8,6 +8,9 @@ The writers (``studies.worker``, ``studies.tracking``) and the readers (``studie
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Literal
+
 from cvae import names
 
 BEST_PREFIX = "best/"
@@ -90,3 +93,19 @@ BEST_LATENT_KL = best(names.LATENT_KL)
 BEST_LATENT_LOGVAR_ABSMAX = best(names.LATENT_LOGVAR_ABSMAX)
 BEST_LATENT_ACTIVE_UNITS = best(names.LATENT_ACTIVE_UNITS)
 BEST_LATENT_MUTUAL_INFO = best(names.LATENT_MUTUAL_INFO)
+
+
+class Phase(StrEnum):
+    """The two phases of a study (tag `cvae.phase`): the search, and the confirmation of its top configurations on
+    fresh seeds."""
+
+    SEARCH = "search"
+    CONFIRM = "confirm"
+
+
+DUPLICATE = "duplicate"
+"""`status` of a trial pruned unrun because the sampler drew a configuration it had drawn before (not a status of
+``cvae.scoring.Status``: no run is made for it)."""
+
+RunEnd = Literal["FINISHED", "FAILED", "KILLED"]
+"""How an MLflow run is ended: trained to a decision, failed (a crash, a divergence), or interrupted."""

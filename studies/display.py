@@ -10,6 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from cvae.scoring import Status
 from cvae import names
 from cvae.scoring import DEFAULT_OBJECTIVE, HEALTHY, RANK_BY_TEXT
 from studies import contract
@@ -70,10 +71,10 @@ class Board:
             self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def _count(self, state: str, status: str | None, number: int, values: list[float] | None) -> None:
-        if status == "duplicate":
+        if status == contract.DUPLICATE:
             return
         self.counts[state] += 1
-        self.counts["diverged"] += status == "diverged"
+        self.counts[Status.DIVERGED] += status == Status.DIVERGED
         if state == "COMPLETE" and values and status in HEALTHY:  # a collapsed trial is never the best
             score = sum(values)
             if self.best is None or score > self.best[0]:

@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.live import Live
 
+from studies.contract import Phase
 from cvae.cli import ArgumentParser, add_set_argument, check_output
 from cvae.errors import ConfigError
 from cvae.device import assign_gpus
@@ -175,7 +176,7 @@ def run_phase(*, spec: Spec, storage: str, tracking_uri: str, console: Console,
     with study_lock(opened, spec.name, fallback=claim_lock):  # machines starting at once: one study, one parent run
         study = open_study(spec=spec, storage=opened, label=label)
         study_run = tracking.start_study(tracking_uri=tracking_uri, study=spec.name.removesuffix("-confirm")
-                                         if spec.phase == "confirm" else spec.name,
+                                         if spec.phase == Phase.CONFIRM else spec.name,
                                          objective=spec.settings.objective, spec_path=spec.path, storage=label,
                                          rank_by=spec.settings.rank_by)
         stale = prepare(study=study, spec=spec)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
+from studies.contract import Phase
+from cvae.scoring import Status
 from cvae.config import ExperimentConfig
 from cvae.configfile import dump_config
 from studies.secrets import redact, scrub
@@ -111,14 +113,14 @@ def _fail_run(client: MlflowClient, run_id: str, *, error: str) -> bool:
     """Tag a child run as a failed trial and end it FAILED, unless it has ended meanwhile; -> done."""
     if client.get_run(run_id).info.status != "RUNNING":
         return False
-    client.log_batch(run_id, tags=[RunTag("optuna.state", "FAIL"), RunTag("cvae.status", "failed"),
+    client.log_batch(run_id, tags=[RunTag("optuna.state", "FAIL"), RunTag("cvae.status", Status.FAILED),
                                    RunTag("cvae.error", error)])
     client.set_terminated(run_id, status="FAILED")
     return True
 
 
 def start_trial(client: MlflowClient, *, study_run: StudyRun, number: int, config: ExperimentConfig,
-                key: str, name: str | None = None, phase: str = "search", blocks: list[str] | None = None,
+                key: str, name: str | None = None, phase: Phase = Phase.SEARCH, blocks: list[str] | None = None,
                 device: str | None = None) -> str:
     """Create the child run of trial ``number`` (named ``name``, default `trial-N`) with its tags and every config
     field as a param; ``phase`` is `search` or `confirm` (retrained on fresh seeds); ``device`` where it trains."""
@@ -148,7 +150,7 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
     if error:
         tags["cvae.error"] = scrub(error)[:5000]
     if result is not None:
-        metrics.update({contract.RUN_DIVERGED: float(result.status == "diverged"),
+        metrics.update({contract.RUN_DIVERGED: float(result.status == Status.DIVERGED),
                         contract.RUN_EPOCHS_DONE: float(result.epochs_done)})
         if result.grad_norm_max is not None:
             metrics[contract.RUN_GRAD_NORM_MAX] = result.grad_norm_max
@@ -157,7 +159,7 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
             metrics[contract.BEST_EPOCH] = float(result.best_epoch)
             metrics.update({contract.best(key): float(result.metrics[key]) for key in contract.BEST_FIGURES
                             if key in result.metrics})
-        if result.status == "diverged":
+        if result.status == Status.DIVERGED:
             tags.update({"cvae.diverged_step": str(result.diverged_step),
                          "cvae.divergence_cause": str(result.divergence_cause)})
             if result.nonfinite:

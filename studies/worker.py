@@ -26,12 +26,13 @@ import torch
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from cvae.scoring import Status
 from cvae import names
 from cvae.config import ExperimentConfig
 from cvae.device import describe, resolve_device
 from cvae.scoring import checkpoint_values, run_status
 from cvae.data import Data
-from cvae.trainer import EpochRecord, TrainResult, fit
+from cvae.trainer import Ending, EpochRecord, TrainResult, fit
 from studies import contract, secrets, tracking
 from studies.labels import run_name
 from studies.spec import Spec, block_names, config_key
@@ -67,19 +68,19 @@ class Outcome:
 def settle(*, result: TrainResult | None, error: str | None, objective: str, interrupted: bool = False) -> Outcome:
     """The single decision: fit's result (or the error that replaced it) -> Outcome."""
     if interrupted:
-        return Outcome(TrialState.FAIL, "failed", "KILLED", error="interrupted")
+        return Outcome(TrialState.FAIL, Status.FAILED, "KILLED", error="interrupted")
     if result is None:
-        return Outcome(TrialState.FAIL, "failed", "FAILED", error=error or "no result")
-    if result.status == "diverged":
-        return Outcome(TrialState.FAIL, "diverged", "FAILED")
-    if result.status == "stopped":
-        return Outcome(TrialState.PRUNED, "pruned", "FINISHED")
+        return Outcome(TrialState.FAIL, Status.FAILED, "FAILED", error=error or "no result")
+    if result.status == Status.DIVERGED:
+        return Outcome(TrialState.FAIL, Status.DIVERGED, "FAILED")
+    if result.status == Ending.STOPPED:
+        return Outcome(TrialState.PRUNED, Status.PRUNED, "FINISHED")
     if not result.metrics:
-        return Outcome(TrialState.FAIL, "failed", "FAILED", error="no evaluated epoch")
+        return Outcome(TrialState.FAIL, Status.FAILED, "FAILED", error="no evaluated epoch")
     status = run_status(status=result.status, metrics=result.metrics)
     values = checkpoint_values(result.metrics, objective=objective)
     if not all(math.isfinite(v) for v in values):
-        return Outcome(TrialState.FAIL, "unstable", "FAILED", error=f"non-finite objective {values}")
+        return Outcome(TrialState.FAIL, Status.UNSTABLE, "FAILED", error=f"non-finite objective {values}")
     return Outcome(TrialState.COMPLETE, status, "FINISHED", values=values)
 
 
@@ -232,7 +233,7 @@ def _trial_attrs(result: TrainResult | None, outcome: Outcome) -> dict[str, Any]
         if result.best_epoch is not None:
             attrs[contract.BEST_EPOCH] = result.best_epoch
             attrs.update({contract.best(key): result.metrics.get(key, math.nan) for key in contract.TRIAL_FIGURES})
-        if result.status == "diverged":
+        if result.status == Status.DIVERGED:
             attrs.update({contract.DIVERGED_STEP: result.diverged_step,
                           contract.DIVERGENCE_CAUSE: result.divergence_cause})
     return attrs

@@ -127,7 +127,7 @@ def _next_trial(*, spec: Spec, storage: BaseStorage, study: optuna.Study) -> opt
         params = suggest(trial, spec=spec)
         config = {k: v for k, v in params.items() if k != SEED_KEY}
         if fresh and config in sampled_configs(trials, spec):
-            trial.set_user_attr(contract.STATUS, "duplicate")
+            trial.set_user_attr(contract.STATUS, contract.DUPLICATE)
             study.tell(trial, state=TrialState.PRUNED)
             continue
         if fresh:

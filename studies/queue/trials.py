@@ -10,6 +10,7 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from cvae.scoring import Status
 from cvae.errors import ConfigError
 from cvae.names import VAL_BLEU, VAL_GAUSSIAN
 from cvae.scoring import STATUSES, objective_score, rank
@@ -80,8 +81,8 @@ def trial_params(trial: FrozenTrial) -> dict[str, Any]:
 def is_done(trial: FrozenTrial) -> bool:
     """Finished for good: COMPLETE, PRUNED (not as a duplicate draw), diverged or unstable."""
     status = trial.user_attrs.get(contract.STATUS)
-    return (trial.state == TrialState.COMPLETE or (trial.state == TrialState.PRUNED and status != "duplicate")
-            or (trial.state == TrialState.FAIL and status in ("diverged", "unstable")))
+    return (trial.state == TrialState.COMPLETE or (trial.state == TrialState.PRUNED and status != contract.DUPLICATE)
+            or (trial.state == TrialState.FAIL and status in (Status.DIVERGED, Status.UNSTABLE)))
 
 
 def ranked_configurations(*, trials: list[FrozenTrial], objective: str,
@@ -91,7 +92,7 @@ def ranked_configurations(*, trials: list[FrozenTrial], objective: str,
     groups: dict[str, list[FrozenTrial]] = {}
     for trial in trials:
         status = trial.user_attrs.get(contract.STATUS)
-        if trial.state.is_finished() and status in STATUSES and status != "failed":
+        if trial.state.is_finished() and status in STATUSES and status != Status.FAILED:
             config = {k: v for k, v in trial_params(trial).items() if k != SEED_KEY}
             groups.setdefault(trial.user_attrs.get(contract.CONFIG_KEY, item_key(config)), []).append(trial)
 
@@ -131,7 +132,7 @@ def sampled_configs(trials: list[FrozenTrial], spec: Spec) -> list[dict[str, Any
     for trial in trials:
         params = trial_params(trial)
         config = {k: params[k] for k in keys if k in params}
-        if len(config) == len(keys) and trial.user_attrs.get(contract.STATUS) != "duplicate" and config not in configs:
+        if len(config) == len(keys) and trial.user_attrs.get(contract.STATUS) != contract.DUPLICATE and config not in configs:
             configs.append(config)
     return configs
 

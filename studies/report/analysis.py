@@ -10,13 +10,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from studies.contract import Phase
+from cvae.scoring import Status
 from cvae.scoring import FINISHED, objective_score as score_of, qualifies, rank
 from studies import contract
 from studies.labels import config_label, levels
 from studies.report.read import (FIGURES, NOT_SEARCHED, ReportError, open_client, load_study, param_types)
 
 
-AGGREGATED = (*FINISHED, "diverged", "pruned")
+AGGREGATED = (*FINISHED, Status.DIVERGED, Status.PRUNED)
 """Statuses counted in a configuration's figures and rates; `failed` (a crash) and `running` are not."""
 
 
@@ -36,7 +38,7 @@ def objective_score(trials: pd.DataFrame, *, objective: str) -> pd.Series:
                      dtype=float)
 
 
-def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = "search", rank_by: str = "mean") -> pd.DataFrame:
+def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = Phase.SEARCH, rank_by: str = "mean") -> pd.DataFrame:
     """One row per configuration of the runs of ``phase``, ranked: configurations that qualify
     (``cvae.scoring.qualifies``: most seeds healthy) first, each group by mean objective (best first).
 
@@ -51,15 +53,15 @@ def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = "search", ra
     groups = data.groupby("config_key", sort=False)
     stats = groups[figures].agg(["mean", "std", "median", "count"])
     stats.columns = [f"{figure} {stat}" for figure, stat in stats.columns]
-    rates = groups.agg(n=("run_id", "size"), finished=("finished", "sum"), diverged=("diverged", "sum"),
-                       collapsed=("collapsed", "sum"), prior_hole=("prior_hole", "sum"),
-                       unstable=("unstable", "sum"))
+    rates = groups.agg(n=("run_id", "size"), finished=("finished", "sum"), diverged=(Status.DIVERGED, "sum"),
+                       collapsed=(Status.COLLAPSED, "sum"), prior_hole=(Status.PRIOR_HOLE, "sum"),
+                       unstable=(Status.UNSTABLE, "sum"))
     rates["statuses"] = groups["status"].agg(lambda s: ", ".join(f"{k} {n}" for k, n in s.value_counts().items()))
-    rates["divergence_rate"] = rates["diverged"] / rates["n"]
+    rates["divergence_rate"] = rates[Status.DIVERGED] / rates["n"]
     finished = rates["finished"].where(rates["finished"] > 0)
-    rates["collapse_rate"] = rates["collapsed"] / finished
-    rates["prior_hole_rate"] = rates["prior_hole"] / finished
-    rates["unstable_rate"] = rates["unstable"] / finished
+    rates["collapse_rate"] = rates[Status.COLLAPSED] / finished
+    rates["prior_hole_rate"] = rates[Status.PRIOR_HOLE] / finished
+    rates["unstable_rate"] = rates[Status.UNSTABLE] / finished
     param_columns = [c for c in data.columns if c in param_types() and c != "train.seed"]
     params = groups.head(1).set_index("config_key")[[*param_columns, "kl_label", "kl_group"]]
     ranked = data.dropna(subset=["objective"]).sort_values("objective", ascending=False)
@@ -76,11 +78,11 @@ def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = "search", ra
 def winner(*, configs: pd.DataFrame, confirmed: pd.DataFrame) -> tuple[pd.Series | None, str]:
     """The study's winner and where its figures come from: the best qualifying configuration of the confirmation
     on fresh seeds when there is one, else of the search (`search`), else (None, why there is none)."""
-    for frame, source in ((confirmed, "confirm"), (configs, "search")):
+    for frame, source in ((confirmed, Phase.CONFIRM), (configs, Phase.SEARCH)):
         ranked = frame.dropna(subset=["objective mean"]) if not frame.empty else frame
         if not ranked.empty and ranked["qualifies"].any():
             return ranked[ranked["qualifies"]].iloc[0], source
-        if source == "confirm" and not frame.empty:
+        if source == Phase.CONFIRM and not frame.empty:
             return None, ("no configuration qualified on the fresh seeds of the confirmation (most of each one's "
                           "seeds collapsed, diverged, sat in a prior hole or overflowed)")
     if configs.empty or configs["objective mean"].isna().all():
@@ -110,10 +112,10 @@ def explosion_pair(trials: pd.DataFrame) -> list[tuple[str, str]]:
     """(run id, legend label) of one seed of the most explosive configuration (most diverged, then largest grad
     norm) and one seed of its clipped twin (the same settings, gradients clipped); [] when nothing diverged."""
     data = block_rows(trials, EXPLOSION_KEYS)
-    diverged = data[data["diverged"]]
+    diverged = data[data[Status.DIVERGED]]
     if diverged.empty:
         return []
-    rates = data.groupby("config_key")["diverged"].mean()
+    rates = data.groupby("config_key")[Status.DIVERGED].mean()
     worst_key = max(diverged["config_key"].unique(),
                     key=lambda k: (rates[k],
                                    float(data.loc[data["config_key"] == k, contract.RUN_GRAD_NORM_MAX].max())))
@@ -136,7 +138,7 @@ def explosion_pair(trials: pd.DataFrame) -> list[tuple[str, str]]:
 def block_rows(trials: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
     """The search trials a map is drawn from: with a blocked design, those of the blocks that vary any of
     ``keys`` (a configuration shared by blocks belongs to each); without blocks, every search trial."""
-    search = trials[trials["phase"] == "search"] if "phase" in trials else trials
+    search = trials[trials["phase"] == Phase.SEARCH] if "phase" in trials else trials
     if "blocks" not in search or not search["blocks"].astype(bool).any():
         return search
     members = search["blocks"].astype(str).str.split("+")
@@ -154,15 +156,15 @@ def explosion_cells(trials: pd.DataFrame) -> pd.DataFrame:
     data = trials[trials["status"].isin(AGGREGATED)].copy()
     keys = ["optim.name", "lr", "clip"]
     if data.empty:
-        return pd.DataFrame(columns=[*keys, "n", "diverged", "divergence_rate", "grad_median", "grad_max",
+        return pd.DataFrame(columns=[*keys, "n", Status.DIVERGED, "divergence_rate", "grad_median", "grad_max",
                                      "diverged_step_median", "cause"])
     data["optim.name"] = data["optim.name"].astype(str)
     data["lr"], data["clip"] = levels(data["optim.lr"]), levels(data["optim.clip_norm"])
     cells = data.groupby(keys, observed=True, sort=True).agg(
-        n=("run_id", "size"), diverged=("diverged", "sum"), grad_median=(contract.RUN_GRAD_NORM_MAX, "median"),
+        n=("run_id", "size"), diverged=(Status.DIVERGED, "sum"), grad_median=(contract.RUN_GRAD_NORM_MAX, "median"),
         grad_max=(contract.RUN_GRAD_NORM_MAX, "max"), diverged_step_median=("diverged_step", "median"),
         cause=("divergence_cause", _common_cause)).reset_index()
-    cells["divergence_rate"] = cells["diverged"] / cells["n"]
+    cells["divergence_rate"] = cells[Status.DIVERGED] / cells["n"]
     return cells
 
 
@@ -177,13 +179,13 @@ def collapse_cells(trials: pd.DataFrame) -> pd.DataFrame:
     trials = block_rows(trials, COLLAPSE_KEYS)
     data = trials[trials["finished"]].copy()
     keys = ["kl_group", "latent"]
-    columns = [*keys, "n", "collapsed", "prior_hole", "au_mean", "au_std", "kl_mean", "kl_std", "mi_mean",
+    columns = [*keys, "n", Status.COLLAPSED, Status.PRIOR_HOLE, "au_mean", "au_std", "kl_mean", "kl_std", "mi_mean",
                "gaussian_mean", "bleu4_mean"]
     if data.empty:
         return pd.DataFrame(columns=columns)
     data["latent"] = levels(data["model.latent_size"])
     cells = data.groupby(keys, observed=True, sort=True).agg(
-        n=("run_id", "size"), collapsed=("collapsed", "sum"), prior_hole=("prior_hole", "sum"),
+        n=("run_id", "size"), collapsed=(Status.COLLAPSED, "sum"), prior_hole=(Status.PRIOR_HOLE, "sum"),
         au_mean=(contract.BEST_LATENT_ACTIVE_UNITS, "mean"), au_std=(contract.BEST_LATENT_ACTIVE_UNITS, "std"),
         kl_mean=(contract.BEST_LATENT_KL, "mean"), kl_std=(contract.BEST_LATENT_KL, "std"),
         mi_mean=(contract.BEST_LATENT_MUTUAL_INFO, "mean"),
@@ -208,7 +210,7 @@ class Best:
     run_id: str
     seed: Any
     run_objective: float
-    source: str = "search"  # `confirm`: figures from the confirmation on fresh seeds
+    source: str = Phase.SEARCH  # `confirm`: figures from the confirmation on fresh seeds
     statuses: str = ""
     rank_by: str = "mean"  # how seeds were summed up for ranking (``cvae.scoring.RANK_BY``)
 
@@ -217,7 +219,7 @@ def find_best(*, tracking_uri: str, study: str) -> Best:
     """The best configuration of ``study``; a ReportError when no trial has checkpoint figures yet."""
     runs = load_study(client=open_client(tracking_uri=tracking_uri), study=study)
     row, source = winner(configs=aggregate(runs.trials, objective=runs.objective, rank_by=runs.rank_by),
-                         confirmed=aggregate(runs.trials, objective=runs.objective, phase="confirm",
+                         confirmed=aggregate(runs.trials, objective=runs.objective, phase=Phase.CONFIRM,
                                              rank_by=runs.rank_by))
     if row is None:
         raise ReportError(f"study {study!r}: no winner: {source}")
@@ -230,6 +232,6 @@ def find_best(*, tracking_uri: str, study: str) -> Best:
     return Best(study=study, objective=runs.objective, config_key=row["config_key"],
                 label=config_label(row, varied=varied), searched={key: params[key] for key in varied}, params=params,
                 figures=figures, n=int(row["n"]), with_checkpoint=int(row["objective count"]),
-                diverged=int(row["diverged"]), run_id=row["best_run_id"], seed=row["best_seed"],
+                diverged=int(row[Status.DIVERGED]), run_id=row["best_run_id"], seed=row["best_seed"],
                 run_objective=float(row["best_run_objective"]), source=source, statuses=str(row["statuses"]),
                 rank_by=runs.rank_by)

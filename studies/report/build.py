@@ -16,6 +16,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from studies.contract import Phase
+from cvae.scoring import Status
 from cvae.cli import ArgumentParser, check_output
 from cvae.errors import UserError
 from cvae.scoring import RANK_BY_TEXT
@@ -42,9 +44,9 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     everything = runs.trials
-    trials = everything[everything["phase"] == "search"]
+    trials = everything[everything["phase"] == Phase.SEARCH]
     configs = aggregate(everything, objective=runs.objective, rank_by=runs.rank_by)
-    confirmed = aggregate(everything, objective=runs.objective, phase="confirm", rank_by=runs.rank_by)
+    confirmed = aggregate(everything, objective=runs.objective, phase=Phase.CONFIRM, rank_by=runs.rank_by)
     varied = varied_params(trials)
     explosion, collapse = explosion_cells(trials), collapse_cells(trials)
     roles = curve_roles(configs, varied=varied)
@@ -133,7 +135,7 @@ def setting_importances(*, trials: pd.DataFrame, objective: str) -> tuple[dict[s
     per block of a blocked design (over the settings inside it, a bundle's keys one by one), else one for the
     study. Read from the search trials in MLflow, so it needs no Optuna storage; -> ({panel: {setting:
     importance}}, None), or (None, why it was skipped). Never raises."""
-    data = trials[trials["phase"] == "search"].copy()
+    data = trials[trials["phase"] == Phase.SEARCH].copy()
     data["objective"] = objective_score(data, objective=objective)
     data = data.dropna(subset=["objective"])
     members = data["blocks"].astype(str).str.split("+") if data["blocks"].astype(bool).any() else None
@@ -188,7 +190,7 @@ def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.D
     else:
         worst = explosion.sort_values(["divergence_rate", "grad_median"], ascending=False).iloc[0]
         where = f"{worst['optim.name']} at lr {worst['lr']}, clip norm {worst['clip']}"
-        if worst["diverged"]:
+        if worst[Status.DIVERGED]:
             items.append(f"**Explosion**: worst with {where}: {rate(worst['diverged'], worst['n'])} of trials"
                          f" diverged (median max grad norm {pow10(worst['grad_median'])}).")
         else:
@@ -197,7 +199,7 @@ def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.D
     if collapse.empty:
         items.append("**Collapse**: no trial finished training.")
     else:
-        for kind, name in (("collapsed", "Collapse"), ("prior_hole", "Prior hole")):
+        for kind, name in ((Status.COLLAPSED, "Collapse"), (Status.PRIOR_HOLE, "Prior hole")):
             worst = collapse.assign(_r=collapse[kind] / collapse["n"]).sort_values("_r", ascending=False).iloc[0]
             if worst[kind]:
                 items.append(f"**{name}**: most with {worst['kl_group']} at latent size {worst['latent']}:"
@@ -210,9 +212,9 @@ def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.D
         items.append(f"**Winner**: none. {source[0].upper()}{source[1:]}.")
     else:
         searched = configs.set_index("config_key").loc[best["config_key"]]
-        where = "confirmed on fresh seeds" if source == "confirm" else "search only: not confirmed on fresh seeds"
+        where = "confirmed on fresh seeds" if source == Phase.CONFIRM else "search only: not confirmed on fresh seeds"
         items.append(f"**Winner** ({where}): {config_label(best, varied=varied)}: {_figures_text(best)}"
-                     + (f". In the search: {_figures_text(searched)}" if source == "confirm" else "")
+                     + (f". In the search: {_figures_text(searched)}" if source == Phase.CONFIRM else "")
                      + f". Its best checkpoint is in run `{best['best_run_id']}`.")
     return items
 
@@ -283,8 +285,7 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
             "0.30), `weak` is healthy but below it, `collapsed` (KL < 0.1 nats or no active unit), `prior_hole` "
             "(KL > 5 nats, good BLEU-4, noise decodes to nothing valid), `unstable` (KL or log-variance "
             "overflowing: its figures are never averaged), `diverged`, `pruned`, `failed` (a crash).",
-            "Figures use trials that finished (works, weak, collapsed, prior hole, unstable), diverged or were "
-            "pruned"
+            "Figures use trials that finished (works, weak, collapsed, prior hole, unstable), diverged or were pruned"
             + (f"; {skipped} failed or running trial(s) are left out" if skipped else "") + ".",
             "Divergence rate = diverged trials / all of them; collapse and prior-hole rates are over trials that "
             "finished training. Pruned trials and trials that diverged before their first evaluation have no "

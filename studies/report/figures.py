@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from cvae.scoring import Status
 from cvae import names
 from cvae.scoring import COLLAPSE_KL, PRIOR_HOLE_BLEU, PRIOR_HOLE_GAUSSIAN, PRIOR_HOLE_KL
 from studies.labels import pow10
@@ -133,13 +134,13 @@ def collapse_map(*, cells: pd.DataFrame, path: Path) -> str | None:
             cell = lookup.loc[(row, latent)]
             kl, n = cell["kl_mean"], int(cell["n"])
             lines = [f"{kl:.2g}" if kl < 10 else f"{kl:.0f}"]
-            if cell["collapsed"]:
+            if cell[Status.COLLAPSED]:
                 lines.append(f"collapse {int(cell['collapsed'])}/{n}")
-            if cell["prior_hole"]:
+            if cell[Status.PRIOR_HOLE]:
                 lines.append(f"hole {int(cell['prior_hole'])}/{n}")
             hatch = None
-            if 2 * cell["collapsed"] >= n or 2 * cell["prior_hole"] >= n:
-                hatch = "//" if cell["collapsed"] >= cell["prior_hole"] else "\\\\"
+            if 2 * cell[Status.COLLAPSED] >= n or 2 * cell[Status.PRIOR_HOLE] >= n:
+                hatch = "//" if cell[Status.COLLAPSED] >= cell[Status.PRIOR_HOLE] else "\\\\"
             labels.append((i, j, "\n".join(lines), hatch, cmap(norm(cell["au_mean"]))))
     with _style("white"):
         fig = Figure(figsize=(max(8.0, 3.6 + 1.25 * len(latents)), 2.6 + 0.62 * len(rows)), layout="constrained")

@@ -15,6 +15,8 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from pydantic import BaseModel
 
+from studies.contract import Phase
+from cvae.scoring import Status
 from cvae import names
 from cvae.config import ExperimentConfig, flatten
 from cvae.errors import UserError
@@ -41,7 +43,7 @@ NOT_SEARCHED = ("name", "train.seed")
 """Params never reported as a varied dimension (the seed is what aggregation averages over)."""
 
 
-PHASES = ("search", "confirm")
+PHASES = (Phase.SEARCH, Phase.CONFIRM)
 """A trial run belongs to the search, or to the confirmation of the top configurations on fresh seeds."""
 
 
@@ -124,7 +126,7 @@ def trials_frame(runs: list) -> pd.DataFrame:
             "seed": _int(tags.get("cvae.seed", run.data.params.get("train.seed"))),
             "config_key": tags.get("cvae.config_key") or params_key(run.data.params), "status": status,
             "state": tags.get("optuna.state"), "diverged_step": _int(tags.get("cvae.diverged_step")),
-            "divergence_cause": tags.get("cvae.divergence_cause"), "phase": tags.get("cvae.phase", "search"),
+            "divergence_cause": tags.get("cvae.divergence_cause"), "phase": tags.get("cvae.phase", Phase.SEARCH),
             "blocks": tags.get("cvae.blocks", ""),
             "run_name": run.info.run_name, "stopped_epoch": _int(tags.get("cvae.stopped_epoch")),
         }
@@ -142,15 +144,15 @@ def trials_frame(runs: list) -> pd.DataFrame:
     metric_columns = [c for c in frame.columns if c.startswith((contract.BEST_PREFIX, contract.RUN_PREFIX))]
     frame[metric_columns] = frame[metric_columns].astype(float).mask(frame[metric_columns] >= INF_FLOOR, np.inf)
     # an overflowing latent's figures are not numbers: shown by its status, never averaged into a table or colour
-    frame.loc[frame["status"] == "unstable", [c for c in LATENT_FIGURES if c in frame]] = np.nan
+    frame.loc[frame["status"] == Status.UNSTABLE, [c for c in LATENT_FIGURES if c in frame]] = np.nan
     diverged_flag = (frame[contract.RUN_DIVERGED] if contract.RUN_DIVERGED in frame
                      else pd.Series(np.nan, index=frame.index))
-    frame["diverged"] = (frame["status"] == "diverged") | (diverged_flag == 1)
+    frame[Status.DIVERGED] = (frame["status"] == Status.DIVERGED) | (diverged_flag == 1)
     # a run that diverged before finishing an epoch logs no grad norm: its max was non-finite
-    frame.loc[frame["diverged"] & frame[contract.RUN_GRAD_NORM_MAX].isna(), contract.RUN_GRAD_NORM_MAX] = np.inf
-    frame["collapsed"] = frame["status"] == "collapsed"
-    frame["prior_hole"] = frame["status"] == "prior_hole"
-    frame["unstable"] = frame["status"] == "unstable"
+    frame.loc[frame[Status.DIVERGED] & frame[contract.RUN_GRAD_NORM_MAX].isna(), contract.RUN_GRAD_NORM_MAX] = np.inf
+    frame[Status.COLLAPSED] = frame["status"] == Status.COLLAPSED
+    frame[Status.PRIOR_HOLE] = frame["status"] == Status.PRIOR_HOLE
+    frame[Status.UNSTABLE] = frame["status"] == Status.UNSTABLE
     frame["finished"] = frame["status"].isin(FINISHED)
     frame["kl_label"] = kl_labels(frame)
     # maps and colours need few KL groups: the labels without numbers when a search made many

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from cvae.scoring import Status
 from studies.labels import config_name, mean_std, pow10, rate
 from studies.report.analysis import pareto_mask
 from studies import contract
@@ -51,7 +52,7 @@ def explosion_table(cells: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.
         "optimizer": ordered["optim.name"].astype(str).to_numpy(),
         "lr": ordered["lr"].astype(str).to_numpy(),
         "clip norm": ordered["clip"].astype(str).to_numpy(),
-        "diverged": [rate(d, n) for d, n in zip(ordered["diverged"], ordered["n"])],
+        Status.DIVERGED: [rate(d, n) for d, n in zip(ordered[Status.DIVERGED], ordered["n"])],
         "median max grad norm": [pow10(v) for v in ordered["grad_median"]],
         "max grad norm": [pow10(v) for v in ordered["grad_max"]],
         "median divergence step": ["–" if pd.isna(v) else f"{v:.0f}" for v in ordered["diverged_step_median"]],
@@ -64,7 +65,7 @@ def stopped_table(trials: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.D
     if trials.empty:
         return pd.DataFrame(columns=["run", "status", "epochs done", "why"])
     total = trials["train.epochs"] if "train.epochs" in trials else pd.Series(np.nan, index=trials.index)
-    early = trials[trials["status"].isin(("diverged", "collapsed", "unstable", "pruned"))
+    early = trials[trials["status"].isin((Status.DIVERGED, Status.COLLAPSED, Status.UNSTABLE, Status.PRUNED))
                    & (trials[contract.RUN_EPOCHS_DONE].fillna(0) < total)].sort_values(["status", "run_name"])
     early = early.head(max_rows)
     return pd.DataFrame({
@@ -72,7 +73,7 @@ def stopped_table(trials: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.D
         "status": early["status"].astype(str).to_numpy(),
         "epochs done": [f"{0 if pd.isna(d) else int(d)}/{int(t)}" for d, t in
                         zip(early[contract.RUN_EPOCHS_DONE], total.loc[early.index])],
-        "why": [f"diverged at step {int(s)}: {c}" if st == "diverged" and not pd.isna(s) else
+        "why": [f"diverged at step {int(s)}: {c}" if st == Status.DIVERGED and not pd.isna(s) else
                 f"stopped at epoch {int(e)}: latent {st} for train.collapse_patience epochs" if not pd.isna(e) else
                 st for st, s, c, e in zip(early["status"], early["diverged_step"], early["divergence_cause"],
                                           early["stopped_epoch"])],
@@ -81,13 +82,13 @@ def stopped_table(trials: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.D
 
 def collapse_table(cells: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.DataFrame:
     """Per KL bundle x latent size over finished trials, most collapsed first: rates, AU, KL, MI, scores."""
-    ordered = cells.assign(_order=cells["collapsed"] / cells["n"]).sort_values(
+    ordered = cells.assign(_order=cells[Status.COLLAPSED] / cells["n"]).sort_values(
         ["_order", "kl_mean"], ascending=[False, True]).head(max_rows)
     return pd.DataFrame({
         "KL schedule": ordered["kl_group"].astype(str).to_numpy(),
         "latent size": ordered["latent"].astype(str).to_numpy(),
-        "collapsed": [rate(c, n) for c, n in zip(ordered["collapsed"], ordered["n"])],
-        "prior hole": [rate(h, n) for h, n in zip(ordered["prior_hole"], ordered["n"])],
+        Status.COLLAPSED: [rate(c, n) for c, n in zip(ordered[Status.COLLAPSED], ordered["n"])],
+        "prior hole": [rate(h, n) for h, n in zip(ordered[Status.PRIOR_HOLE], ordered["n"])],
         "active units": [mean_std(m, s, digits=1) for m, s in zip(ordered["au_mean"], ordered["au_std"])],
         "KL (nats)": [mean_std(m, s, digits=2) for m, s in zip(ordered["kl_mean"], ordered["kl_std"])],
         "MI (nats)": [mean_std(m, math.nan, digits=2) for m in ordered["mi_mean"]],

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+from studies.contract import Phase
 from cvae.config import ExperimentConfig
 from cvae.configfile import build_config, set_dotted
 from cvae.scoring import DEFAULT_OBJECTIVE, OBJECTIVES
@@ -171,7 +172,7 @@ class Spec:
     settings: StudySettings
     only: tuple[dict[str, Any], ...] | None = None
     """The configurations to train, when not the whole grid (a confirmation: the search's top ones)."""
-    phase: str = "search"
+    phase: Phase = Phase.SEARCH
     """`search`, or `confirm` for the retraining of the top configurations on fresh seeds."""
 
     @property
@@ -234,7 +235,7 @@ class Spec:
         """The study that retrains ``configs`` (search params) on the fresh seeds of `study.confirm`."""
         settings = self.settings.model_copy(update={"seeds": list(self.settings.confirm.seeds), "sampler": "grid",
                                                     "pruner": "none", "trials": None})
-        return replace(self, name=f"{self.name}-confirm", settings=settings, only=tuple(configs), phase="confirm")
+        return replace(self, name=f"{self.name}-confirm", settings=settings, only=tuple(configs), phase=Phase.CONFIRM)
 
 
 def config_key(config: ExperimentConfig) -> str:
