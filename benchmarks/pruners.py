@@ -21,14 +21,13 @@ from dataclasses import dataclass
 import optuna
 import pandas as pd
 
+from cvae.errors import UserError
 from cvae.names import VAL_BLEU, VAL_GAUSSIAN
 from cvae.scoring import objective_score, rank
-from cvae.errors import UserError
-from studies import preflight
-from studies.report.read import load_curves, load_study, open_client
+from studies import contract, preflight
 from studies.queue.trials import pruner
+from studies.report.read import load_curves, load_study, open_client
 from studies.tracking import DEFAULT_TRACKING_URI
-from studies import contract
 
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
 

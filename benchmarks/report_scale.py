@@ -1,7 +1,7 @@
 """`python -m benchmarks.report_scale`: time `studies.report` over a synthetic study of 1000 trials.
 
 Builds a real sqlite MLflow store in a temporary folder,
-with trials that follow docs/tracking-contract.md (tests/synthetic_store.py), then times the report alone.
+with trials that follow docs/tracking-contract.md (studies/testing.py), then times the report alone.
 Goal: the report takes <= 30 s. Prints the build time, the report time of each repetition and their median.
 """
 
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from studies.report.build import build_report
-from tests.synthetic_store import scale_trials, write_study
+from studies.testing import scale_trials, write_study
 
 
 def main(argv: list[str] | None = None) -> int:

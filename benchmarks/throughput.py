@@ -22,14 +22,13 @@ import torch
 from torch import nn
 
 from cvae import names
-from cvae.config import ExperimentConfig
 from cvae.cli import add_set_argument
+from cvae.config import ExperimentConfig
 from cvae.configfile import load_config
+from cvae.data import EOS, SOS, Data, encode_word
 from cvae.device import describe
-from cvae.data import EOS, SOS, encode_word
 from cvae.metrics import kl_per_dim
 from cvae.model import CVAE
-from cvae.data import Data
 from cvae.trainer import Trainer
 
 

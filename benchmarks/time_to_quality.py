@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         hit: dict[str, float] = {}
 
-        def stop_when_good(record: EpochRecord) -> bool:
+        def stop_when_good(record: EpochRecord, hit: dict[str, float] = hit, started: float = started) -> bool:
             bleu, gaussian = record.metrics[names.TEST_BLEU], record.metrics[names.TEST_GAUSSIAN_UNIQUE]
             good = bleu >= LAB_BLEU and gaussian >= LAB_GAUSSIAN
             if good:

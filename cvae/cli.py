@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
-
 from cvae.errors import ConfigError, one_line
 
 
@@ -27,7 +26,8 @@ class ArgumentParser(argparse.ArgumentParser):
 def add_set_argument(parser: argparse.ArgumentParser, *, example: str = "optim.lr=0.01") -> None:
     """The one `--set KEY=VALUE [KEY=VALUE ...]` option (repeatable) of every command that reads a spec."""
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help=f"override any key of the spec, e.g. --set {example} (repeatable; several after one --set)")
+                        help=f"override any key of the spec, e.g. --set {example} "
+                             "(repeatable; several after one --set)")
 
 
 def check_output(path: Path, *, flag: str, folder: bool = False) -> None:

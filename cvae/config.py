@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cvae.scoring import CRITERIA, DEFAULT_OBJECTIVE
 
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The repository root: relative data paths that do not exist from the working directory are tried here."""
 
@@ -143,7 +142,7 @@ class TrainConfig(_Section):
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     """Where the model and the data live for the run: `auto` (the first CUDA GPU when there is one, else the CPU),
     `cpu`, `cuda` or `cuda:N`. A CUDA device this machine does not have is refused before anything is written."""
-    select: Literal[CRITERIA] = DEFAULT_OBJECTIVE
+    select: Literal[CRITERIA] = DEFAULT_OBJECTIVE  # type: ignore[valid-type]  # pydantic reads the tuple
     """Checkpoint criterion: the evaluated epoch maximising this figure is the reported checkpoint. It is
     measured on the validation figures (`val/bleu4` on `data.val_pairs` conversions of train verbs,
     `val/gaussian`: distinct training rows hit per draw, on noise drawn apart from the reported score's), never

@@ -8,9 +8,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from cvae.errors import ConfigError, short_repr, describe_validation_error
+from cvae.config import PROJECT_ROOT, ExperimentConfig
+from cvae.errors import ConfigError, describe_validation_error, short_repr
 from cvae.yamlfile import Refused, StrictLoader, load_yaml
-from cvae.config import ExperimentConfig, PROJECT_ROOT
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import random
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,7 +145,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     return pairs
 
 
-def training_examples(rows: list[tuple[str, ...]]) -> tuple[list[str], list[int]]:
+def training_examples(rows: Sequence[tuple[str, ...]]) -> tuple[list[str], list[int]]:
     """Every (word, tense) of the train rows, row-major: the word of row r in tense t is at index 4r + t."""
     words, tenses = [], []
     for row in rows:
@@ -177,7 +178,7 @@ def make_batch(words: list[str]) -> Batch:
     return Batch(chars=chars, lengths=lengths, targets=targets)
 
 
-def validation_pairs(rows: list[tuple[str, ...]], *, n: int, seed: int) -> list[Pair]:
+def validation_pairs(rows: Sequence[tuple[str, ...]], *, n: int, seed: int) -> list[Pair]:
     """``n`` conversions of train verbs (rows and tense directions drawn with ``seed``), like the lab's test set."""
     rng = random.Random(seed)
     pairs = []
@@ -193,7 +194,7 @@ class Data:
     """Everything a run reads from disk, loaded once: the training rows and words, the test, heldout and
     validation conversions."""
 
-    rows: list[tuple[str, ...]]
+    rows: Sequence[tuple[str, ...]]
     words: list[str]
     tenses: torch.Tensor  # (N,)
     test: list[Pair]
@@ -203,11 +204,15 @@ class Data:
     @classmethod
     def load(cls, config: ExperimentConfig) -> "Data":
         cfg = config.data
-        rows = read_train(cfg.resolve("train"))
+        train = cfg.resolve("train")
+        assert train is not None  # a required field
+        rows = read_train(train)
         if cfg.max_verbs is not None:
             rows = rows[: cfg.max_verbs]
         words, tenses = training_examples(rows)
         heldout_path = cfg.resolve("heldout")
-        return cls(rows=rows, words=words, tenses=torch.tensor(tenses), test=read_pairs(cfg.resolve("test")),
+        test = cfg.resolve("test")
+        assert test is not None  # a required field
+        return cls(rows=rows, words=words, tenses=torch.tensor(tenses), test=read_pairs(test),
                    heldout=read_pairs(heldout_path) if heldout_path is not None else None,
                    val=validation_pairs(rows, n=cfg.val_pairs, seed=config.train.eval_seed))

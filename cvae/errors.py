@@ -9,8 +9,6 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-
-
 MAX_MESSAGE = 300
 """Longest user-facing error line: a longer one is cut at its end (its start names the file and the key or line)."""
 

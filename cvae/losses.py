@@ -11,9 +11,8 @@ from torch import nn
 
 from cvae.config import ExperimentConfig
 from cvae.data import PAD
-from cvae.metrics import (kl_per_dim)
+from cvae.metrics import kl_per_dim
 from cvae.model import CVAE
-
 
 
 def first_nonfinite(named: Sequence[tuple[str, torch.Tensor | None]]) -> str | None:
@@ -68,6 +67,6 @@ def loss_terms(model: CVAE, chars, lengths, targets, tense, target_tense, *, tea
     return Terms(loss=recon + beta * kl_term, recon=recon, kl=kl, mu=mu, logvar=logvar, logits=logits)
 
 
-def grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+def grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
     grads = [p.grad for p in params if p.grad is not None]
     return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())

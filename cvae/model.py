@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from cvae.config import ModelConfig
-from cvae.data import EOS, N_INPUTS, N_OUTPUTS, PAD, SOS, UNK, TENSES, Pair, decode_indices, make_batch
+from cvae.data import EOS, N_INPUTS, N_OUTPUTS, PAD, SOS, TENSES, UNK, Pair, decode_indices, make_batch
 
 
 def _rnn(kind: str, input_size: int, hidden_size: int) -> nn.RNNBase:

@@ -30,8 +30,15 @@ import math
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
-from cvae.names import (LATENT_ACTIVE_UNITS, LATENT_KL, LATENT_LOGVAR_ABSMAX, TEST_BLEU, TEST_GAUSSIAN_UNIQUE,
-                        VAL_BLEU, VAL_GAUSSIAN)
+from cvae.names import (
+    LATENT_ACTIVE_UNITS,
+    LATENT_KL,
+    LATENT_LOGVAR_ABSMAX,
+    TEST_BLEU,
+    TEST_GAUSSIAN_UNIQUE,
+    VAL_BLEU,
+    VAL_GAUSSIAN,
+)
 
 LAB_BLEU = 0.70
 """The lab's full-credit line for BLEU-4 on the test conversions."""

@@ -4,7 +4,7 @@ stops a run whose latent collapsed or overflowed."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -13,7 +13,6 @@ from cvae.model import CVAE
 from cvae.schedules import kl_warmup_epochs
 from cvae.scoring import Health, checkpoint_values, epoch_health
 
-from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cvae.trainer import EpochRecord
 

@@ -10,15 +10,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cvae.scoring import Status
 from cvae import names
 from cvae.checkpoint import save_checkpoint
 from cvae.cli import ArgumentParser, add_set_argument, check_output
-from cvae.errors import ConfigError
 from cvae.configfile import load_config
 from cvae.data import Data, DataError
 from cvae.device import resolve_device
-from cvae.scoring import run_status
+from cvae.errors import ConfigError
+from cvae.scoring import Status, run_status
 from cvae.trainer import TRACE_KEYS, EpochRecord, TrainResult, fit
 
 SHOWN = (names.TRAIN_LOSS, names.TRAIN_KL, names.TRAIN_GRAD_NORM_MAX, names.TEST_BLEU, names.TEST_GAUSSIAN,
@@ -112,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     table.add_row("device", result.device)
     out.print(table)
     out.print("BLEU-4 is greedy decoding from the encoder's mean; the Gaussian score decodes 100 prior draws.")
-    if args.save:
+    if args.save and result.state_dict is not None:
         save_checkpoint(args.save, state_dict=result.state_dict, config=config, metrics=result.metrics,
                         epoch=result.best_epoch)
         out.print(f"checkpoint written to {args.save}")

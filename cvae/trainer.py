@@ -5,9 +5,6 @@ and the cause. Every ``eval_every`` epochs the callbacks get an EpochRecord with
 """
 
 from __future__ import annotations
-from cvae.scoring import Health, Status
-from cvae.losses import first_nonfinite, grad_norm, loss_terms, make_optimizer, reconstruction
-from cvae.selection import CollapseDetector, Selection
 
 import collections
 import math
@@ -20,14 +17,24 @@ from typing import Any
 
 import torch
 
+from cvae import names
 from cvae.config import ExperimentConfig
 from cvae.data import TENSES, Data, make_batch
 from cvae.device import describe, resolve_device
-from cvae.metrics import (active_units, gaussian_generations, gaussian_score, gaussian_unique, kl_per_dim,
-                          mean_bleu4, mutual_information)
+from cvae.losses import first_nonfinite, grad_norm, loss_terms, make_optimizer, reconstruction
+from cvae.metrics import (
+    active_units,
+    gaussian_generations,
+    gaussian_score,
+    gaussian_unique,
+    kl_per_dim,
+    mean_bleu4,
+    mutual_information,
+)
 from cvae.model import CVAE, convert
 from cvae.schedules import kl_weight, lr_factor, teacher_forcing_ratio
-from cvae import names
+from cvae.scoring import Health, Status
+from cvae.selection import CollapseDetector, Selection
 
 MI_BATCH = 512
 """Words (a fixed, seeded subset) on which mutual information is estimated."""

@@ -10,7 +10,6 @@ import yaml
 
 from cvae.errors import ConfigError, short_repr
 
-
 MAX_YAML_BYTES = 1_000_000
 """Largest YAML file read: a spec or an experiment is a few KB; a bigger file is refused before it is parsed."""
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import sys
 
-
-from studies.contract import Phase
 from cvae.cli import ArgumentParser
+from cvae.errors import UserError
 from cvae.scoring import RANK_BY_TEXT
-from studies import contract
-from studies.labels import fmt_value, objective_label
+from studies import contract, preflight
+from studies.contract import Phase
+from studies.labels import fmt_value, mean_std, objective_label, rate
+from studies.report.analysis import Best, find_best
 from studies.secrets import hide_secrets
 from studies.tracking import DEFAULT_TRACKING_URI
-from cvae.errors import UserError
-from studies import preflight
-from studies.labels import mean_std, rate
-from studies.report.analysis import (Best, find_best)
-
 
 WHOLE = (contract.BEST_LATENT_ACTIVE_UNITS, contract.BEST_LATENT_KL)
 """Figures printed with one decimal."""

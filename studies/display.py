@@ -10,17 +10,14 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from cvae.scoring import Status
 from cvae import names
-from cvae.scoring import DEFAULT_OBJECTIVE, HEALTHY, RANK_BY_TEXT
+from cvae.scoring import DEFAULT_OBJECTIVE, HEALTHY, RANK_BY_TEXT, Status
 from studies import contract
-from studies.spec import BLOCKS_KEY, Spec
-from studies.labels import mean_std_text
-from studies.labels import config_name
+from studies.labels import config_name, mean_std_text
 from studies.queue.trials import ranked_configurations, trial_params
-from studies.tracking import UI_URL
 from studies.secrets import redact
-from studies.tracking import DEFAULT_TRACKING_URI
+from studies.spec import BLOCKS_KEY, Spec
+from studies.tracking import DEFAULT_TRACKING_URI, UI_URL
 
 SHOWN = (contract.best(names.TEST_BLEU), contract.best(names.TEST_GAUSSIAN_UNIQUE), contract.best(names.TEST_GAUSSIAN))
 """The chosen checkpoint's figures a finished trial and a configuration are shown with (never ranked on)."""

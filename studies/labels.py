@@ -157,7 +157,7 @@ def mean_std_text(values: list[float], *, digits: int = 3) -> str:
     if not values:
         return "–"
     series = pd.Series(values, dtype=float)
-    return mean_std(series.mean(), series.std() if len(values) > 1 else None, digits=digits)
+    return mean_std(series.mean(), series.std() if len(values) > 1 else math.nan, digits=digits)
 
 
 def rate(count: float, total: float) -> str:

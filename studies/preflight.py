@@ -25,15 +25,16 @@ from cvae.errors import ConfigError
 from studies.secrets import redact
 from studies.spec import Spec
 
-
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 """Study storages that are databases (any other --storage is a journal file path)."""
 
 
 def check_data(spec: Spec) -> None:
     """Load the data of the base config (and of searched data choices) once: a missing file is a ConfigError."""
-    from cvae.data import DataError  # torch-importing modules stay out of spec parsing
-    from cvae.data import Data
+    from cvae.data import (
+        Data,
+        DataError,  # torch-importing modules stay out of spec parsing
+    )
 
     configs = [spec.base]
     for sets in (sets for dim in spec.space for sets in dim.sets if any(k.startswith("data.") for k in sets)):

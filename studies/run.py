@@ -23,29 +23,26 @@ import sys
 import threading
 from contextlib import nullcontext
 from dataclasses import replace
-from pathlib import Path
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 from rich.live import Live
 
-from studies.contract import Phase
 from cvae.cli import ArgumentParser, add_set_argument, check_output
-from cvae.errors import ConfigError
 from cvae.device import assign_gpus
+from cvae.errors import ConfigError
 from studies import preflight, secrets, tracking, worker
+from studies.contract import Phase
 from studies.display import Board, summary, ui_command
-from studies.spec import Spec, load_spec
-from studies.preflight import check_data, check_devices
-from studies.spec import SEED_KEY
+from studies.preflight import check_data, check_devices, check_storage
+from studies.queue.claim import pending, prepare
 from studies.queue.locks import FileLock, study_lock
-from studies.preflight import check_storage
 from studies.queue.storage import default_journal, is_rdb, lock_path, open_storage, storage_label
 from studies.queue.trials import open_study, ranked_configurations, trial_params
-from studies.queue.claim import pending, prepare
-
+from studies.spec import SEED_KEY, Spec, load_spec
 
 LOG_WIDTH = 140
 """Columns of the output when it goes to a file or a pipe (rich would fold the summary table at 80)."""
@@ -134,7 +131,7 @@ def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool, create
     console = Console(width=None if sys.stdout.isatty() else LOG_WIDTH)
     code, study, study_run = run_phase(spec=spec, storage=storage, tracking_uri=tracking_uri, console=console,
                                        create_only=create_only)
-    if create_only or study is None:
+    if create_only or study is None or study_run is None:
         return code
     console.print(summary(spec=spec, trials=study.get_trials(deepcopy=False)))
     if code == 0 and spec.settings.confirm.top:
@@ -232,7 +229,7 @@ def run_workers(*, job: worker.Job, n_workers: int, board: Board) -> int:
             board.say("interrupted: the workers record their current trial as failed, then stop")
             for process in processes:
                 if process.is_alive():
-                    os.kill(process.pid, signal.SIGINT)
+                    os.kill(process.pid, signal.SIGINT)  # type: ignore[arg-type]  # alive: it has a pid
             _pump(pipes, board)
     lost = []
     for index, process in enumerate(processes, start=1):
@@ -255,9 +252,9 @@ def _pump(pipes: list[Connection], board: Board) -> None:
     while pipes:
         for pipe in wait(pipes, timeout=0.5):
             try:
-                board.handle(pipe.recv())
+                board.handle(pipe.recv())  # type: ignore[union-attr,call-arg,arg-type]  # wait() gives pipes
             except (EOFError, OSError):
-                pipes.remove(pipe)
+                pipes.remove(pipe)  # type: ignore[arg-type]
 
 
 def make_report(*, spec: Spec, tracking_uri: str, console: Console) -> None:

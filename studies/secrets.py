@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from typing import TextIO
 from urllib.parse import unquote, urlsplit
 
 
@@ -60,7 +61,7 @@ def hide_secrets(*urls: str | None) -> None:
 class _Scrubbed:
     """A text stream that writes through ``scrub`` (everything else is the wrapped stream's)."""
 
-    def __init__(self, stream: object) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from studies.contract import Phase
-from cvae.scoring import Status
 from cvae.config import ExperimentConfig
 from cvae.configfile import dump_config
-from studies.secrets import redact, scrub
+from cvae.scoring import Status
 from studies import contract
+from studies.contract import Phase
+from studies.secrets import redact, scrub
 
 if TYPE_CHECKING:  # the readers (report, best, study) import this module: no torch for them
     from cvae.trainer import EpochRecord, TrainResult

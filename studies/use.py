@@ -22,15 +22,14 @@ from mlflow.exceptions import MlflowException
 
 from cvae.checkpoint import CheckpointError, load_checkpoint
 from cvae.cli import ArgumentParser
-from cvae.errors import UserError
 from cvae.config import ExperimentConfig
-from cvae.device import resolve_device
 from cvae.data import TENSES, Pair, word_problem
+from cvae.device import resolve_device
+from cvae.errors import UserError
 from cvae.metrics import gaussian_generations
-from cvae.model import CVAE
-from cvae.model import convert
-from studies.report.analysis import find_best
+from cvae.model import CVAE, convert
 from studies import preflight
+from studies.report.analysis import find_best
 from studies.secrets import hide_secrets
 from studies.tracking import DEFAULT_TRACKING_URI
 
@@ -54,7 +53,7 @@ def load_model(*, tracking_uri: str, run: str | None = None, checkpoint: str | P
     if run is None and study is None:
         raise UseError("give one of --run, --checkpoint or --study")
     preflight.check_reader(tracking_uri)  # a missing sqlite store is an error, not a new empty one
-    if run is None:
+    if run is None and study is not None:
         run = find_best(tracking_uri=tracking_uri, study=study).run_id
     with tempfile.TemporaryDirectory() as tmp:
         try:

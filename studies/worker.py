@@ -26,18 +26,17 @@ import torch
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from cvae.scoring import Status
 from cvae import names
 from cvae.config import ExperimentConfig
-from cvae.device import describe, resolve_device
-from cvae.scoring import checkpoint_values, run_status
 from cvae.data import Data
+from cvae.device import describe, resolve_device
+from cvae.scoring import Status, checkpoint_values, run_status
 from cvae.trainer import Ending, EpochRecord, TrainResult, fit
 from studies import contract, secrets, tracking
 from studies.labels import run_name
-from studies.spec import Spec, block_names, config_key
 from studies.queue.claim import claim
 from studies.queue.storage import is_rdb, open_storage
+from studies.spec import Spec, block_names, config_key
 
 Send = Callable[..., None]
 

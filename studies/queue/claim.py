@@ -32,11 +32,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from studies import contract
-from studies.spec import SEED_KEY, Spec
+from studies.queue.heartbeat import fail_stale, requeue_of, start_heartbeat, stop_heartbeat
 from studies.queue.locks import study_lock
 from studies.queue.trials import covered, item_key, load_study, sampled_configs, suggest
-from studies.queue.heartbeat import fail_stale, requeue_of, start_heartbeat, stop_heartbeat
-
+from studies.spec import SEED_KEY, Spec
 
 MAX_DRAWS = 50
 """Draws a worker makes for a configuration not sampled before, before it stops drawing."""
@@ -101,7 +100,7 @@ def claim(*, spec: Spec, storage: BaseStorage, lock: Path,
             trial = _next_trial(spec=spec, storage=storage, study=study)
             if trial is not None:
                 if heartbeat:
-                    start_heartbeat(storage, trial._trial_id)  # noqa: SLF001 - Optuna's own heartbeat uses it
+                    start_heartbeat(storage, trial._trial_id)  # type: ignore[arg-type]  # noqa: SLF001 - an RDB's
                 return trial
             if not heartbeat or not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 return None

@@ -16,7 +16,6 @@ from optuna.trial import FrozenTrial
 
 from studies.queue.trials import covered, item_key, trial_params
 
-
 GRACE = 3
 """Heartbeats a RUNNING trial may miss before another process fails it (Optuna's grace period, in heartbeats)."""
 
@@ -32,7 +31,8 @@ class Requeue:
     """An RDB storage's stale-trial callback (Optuna calls it for each trial it fails for a stopped heartbeat):
     enqueue the trial's (configuration, seed) again with the same params, as ``RetryHeartbeatStaleTrialCallback``
     does (at most ``MAX_RETRY`` times for one trial), unless it is waiting, running or done already; then tell
-    ``on_stale(failed=[its number])`` (a worker's: ``studies.tracking.reconcile``, which ends its MLflow run). Only called by ``fail_stale``, under ``study_lock``: never twice for a trial."""
+    ``on_stale(failed=[its number])`` (a worker's: ``studies.tracking.reconcile``, which ends its MLflow run). Only
+    called by ``fail_stale``, under ``study_lock``: never twice for a trial."""
 
     def __init__(self, on_stale: Callable[..., object] | None = None) -> None:
         self.on_stale = on_stale
@@ -59,7 +59,7 @@ def requeue_of(study: optuna.Study) -> Requeue | None:
     storage = study._storage  # noqa: SLF001 - the storage optuna.storages.fail_stale_trials reads too
     if getattr(storage, "get_heartbeat_interval", lambda: None)() is None:
         return None
-    callback = storage.get_heartbeat_stale_trial_callback()
+    callback = storage.get_heartbeat_stale_trial_callback()  # type: ignore[attr-defined]  # has a heartbeat
     return callback if isinstance(callback, Requeue) else None
 
 

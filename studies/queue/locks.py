@@ -15,8 +15,6 @@ import sqlalchemy
 import sqlalchemy.pool
 from optuna.storages import BaseStorage, RDBStorage
 
-
-
 LOCKING_DIALECTS = ("postgresql", "mysql", "mariadb")
 """Databases whose own locks serialise the queue across machines."""
 
@@ -62,9 +60,11 @@ def _database_lock(engine: sqlalchemy.Engine, name: str) -> Iterator[None]:
     ends, so a process killed while holding it never leaves it behind."""
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     if engine.dialect.name == "postgresql":
-        lock, unlock, params = "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", {"key": key}
+        params: dict[str, int | str] = {"key": key}
+        lock, unlock = "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
     else:
-        lock, unlock, params = "SELECT GET_LOCK(:key, -1)", "SELECT RELEASE_LOCK(:key)", {"key": f"cvae-{key:x}"}
+        params = {"key": f"cvae-{key:x}"}
+        lock, unlock = "SELECT GET_LOCK(:key, -1)", "SELECT RELEASE_LOCK(:key)"
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(sqlalchemy.text(lock), params)
         try:

@@ -14,11 +14,9 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from cvae.errors import ConfigError
-from studies.secrets import redact
-from studies.queue.locks import FileLock, schema_lock
 from studies.queue.heartbeat import GRACE, Requeue
-
-
+from studies.queue.locks import FileLock, schema_lock
+from studies.secrets import redact
 
 
 def default_journal(study: str) -> Path:
@@ -53,7 +51,8 @@ def open_storage(target: str, *, heartbeat: int | None = None,
                                   heartbeat_stale_trial_callback=Requeue(on_stale))
         path = Path(target).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=FileLock(path.with_name(path.name + ".lock"))))
+        lock = FileLock(path.with_name(path.name + ".lock"))  # acquire / release, as Optuna's journal locks
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - unreachable database, bad credentials: one line, not a traceback
         password = urlsplit(target).password if "://" in target else None
         reason = " ".join(str(exc).replace(password or "\0", "***").split())[:300]

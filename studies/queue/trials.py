@@ -4,16 +4,15 @@ and how the study's configurations rank."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from cvae.scoring import Status
 from cvae.errors import ConfigError
 from cvae.names import VAL_BLEU, VAL_GAUSSIAN
-from cvae.scoring import STATUSES, objective_score, rank
+from cvae.scoring import STATUSES, Status, objective_score, rank
 from studies import contract
 from studies.spec import SEED_KEY, Spec
 
@@ -42,7 +41,7 @@ def make_pruner(spec: Spec) -> optuna.pruners.BasePruner:
 
 def open_study(*, spec: Spec, storage: BaseStorage, label: str) -> optuna.Study:
     """Create the study, or load it and check it was made from the same spec (ConfigError if not)."""
-    directions = ["maximize"] * (2 if spec.settings.objective == "pareto" else 1)
+    directions: list[Literal["maximize"]] = ["maximize"] * (2 if spec.settings.objective == "pareto" else 1)
     sampler, pruner = make_sampler(spec, seed=spec.settings.sampler_seed), make_pruner(spec)
     try:  # an existing study is loaded, not created again: a journal gets no record before the digest is checked
         study = optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner)
@@ -132,7 +131,8 @@ def sampled_configs(trials: list[FrozenTrial], spec: Spec) -> list[dict[str, Any
     for trial in trials:
         params = trial_params(trial)
         config = {k: params[k] for k in keys if k in params}
-        if len(config) == len(keys) and trial.user_attrs.get(contract.STATUS) != contract.DUPLICATE and config not in configs:
+        duplicate = trial.user_attrs.get(contract.STATUS) == contract.DUPLICATE
+        if len(config) == len(keys) and not duplicate and config not in configs:
             configs.append(config)
     return configs
 

@@ -6,5 +6,5 @@ from studies.report.analysis import Best, aggregate, find_best, winner
 from studies.report.build import build_report, main
 from studies.report.read import ReportError, StudyRuns, load_study, open_client
 
-__all__ = ["Best", "ReportError", "StudyRuns", "aggregate", "build_report", "find_best", "main", "load_study", "open_client",
-           "winner"]
+__all__ = ["Best", "ReportError", "StudyRuns", "aggregate", "build_report", "find_best", "load_study", "main",
+           "open_client", "winner"]

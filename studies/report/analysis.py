@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from studies.contract import Phase
-from cvae.scoring import Status
-from cvae.scoring import FINISHED, objective_score as score_of, qualifies, rank
+from cvae.scoring import FINISHED, Status, qualifies, rank
+from cvae.scoring import objective_score as score_of
 from studies import contract
+from studies.contract import Phase
 from studies.labels import config_label, levels
-from studies.report.read import (FIGURES, NOT_SEARCHED, ReportError, open_client, load_study, param_types)
-
+from studies.report.read import FIGURES, NOT_SEARCHED, ReportError, load_study, open_client, param_types
 
 AGGREGATED = (*FINISHED, Status.DIVERGED, Status.PRUNED)
 """Statuses counted in a configuration's figures and rates; `failed` (a crash) and `running` are not."""
@@ -38,7 +37,8 @@ def objective_score(trials: pd.DataFrame, *, objective: str) -> pd.Series:
                      dtype=float)
 
 
-def aggregate(trials: pd.DataFrame, *, objective: str, phase: str = Phase.SEARCH, rank_by: str = "mean") -> pd.DataFrame:
+def aggregate(trials: pd.DataFrame, *, objective: str, phase: Phase = Phase.SEARCH,
+              rank_by: str = "mean") -> pd.DataFrame:
     """One row per configuration of the runs of ``phase``, ranked: configurations that qualify
     (``cvae.scoring.qualifies``: most seeds healthy) first, each group by mean objective (best first).
 

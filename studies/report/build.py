@@ -16,23 +16,27 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from studies.contract import Phase
-from cvae.scoring import Status
 from cvae.cli import ArgumentParser, check_output
 from cvae.errors import UserError
-from cvae.scoring import RANK_BY_TEXT
-from studies import preflight
-from studies.secrets import hide_secrets
-from studies.tracking import DEFAULT_TRACKING_URI
-from studies import contract
+from cvae.scoring import RANK_BY_TEXT, Status
+from studies import contract, preflight
+from studies.contract import Phase
 from studies.labels import config_label, fmt_value, mean_std, objective_label, pow10, rate
-from studies.secrets import redact
 from studies.report import document as doc
 from studies.report import figures, tables
-from studies.report.read import (StudyRuns,
-    open_client, load_study, load_trace, load_curves)
-from studies.report.analysis import (AGGREGATED, varied_params, objective_score, aggregate, winner, explosion_pair, explosion_cells, collapse_cells)
-
+from studies.report.analysis import (
+    AGGREGATED,
+    aggregate,
+    collapse_cells,
+    explosion_cells,
+    explosion_pair,
+    objective_score,
+    varied_params,
+    winner,
+)
+from studies.report.read import StudyRuns, load_curves, load_study, load_trace, open_client
+from studies.secrets import hide_secrets, redact
+from studies.tracking import DEFAULT_TRACKING_URI
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +168,8 @@ def setting_importances(*, trials: pd.DataFrame, objective: str) -> tuple[dict[s
 def _fanova(rows: pd.DataFrame, keys: list[str]) -> dict[str, float]:
     """Importance of ``keys`` for `objective` over ``rows``, on an in-memory Optuna study of those trials."""
     values = {key: [fmt_value(v) for v in rows[key].astype(object)] for key in keys}
-    distributions = {key: optuna.distributions.CategoricalDistribution(sorted(set(v))) for key, v in values.items()}
+    distributions: dict[str, optuna.distributions.BaseDistribution] = {
+        key: optuna.distributions.CategoricalDistribution(sorted(set(v))) for key, v in values.items()}
     study = optuna.create_study(direction="maximize")
     study.add_trials([optuna.trial.create_trial(params={key: values[key][i] for key in keys},
                                                 distributions=distributions, value=float(value))
@@ -232,7 +237,8 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
 
     def figure(name: str, alt: str) -> list[doc.Block]:
         note = notes.get(name)
-        return [doc.Image(paths[name], alt)] + ([doc.Text(f"Placeholder: {note}.", note=True)] if note else [])
+        shown: list[doc.Block] = [doc.Image(paths[name], alt)]
+        return shown + ([doc.Text(f"Placeholder: {note}.", note=True)] if note else [])
 
     blocks: list[doc.Block] = [
         doc.Heading(f"Study report: {runs.study}", 1),
@@ -244,7 +250,8 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
                               varied=varied)),
         doc.Heading("Leaderboard"),
         doc.Text(f"Configurations whose seeds are mostly healthy (`works` or `weak`) are ranked by the objective "
-                 f"({objective}; {RANK_BY_TEXT[runs.rank_by]}) on the checkpoint-choice figures, whose Gaussian counts distinct training rows; "
+                 f"({objective}; {RANK_BY_TEXT[runs.rank_by]}) on the checkpoint-choice figures, whose Gaussian "
+                 "counts distinct training rows; "
                  "the others get no rank (`–`), whatever their figures. Figures are mean ± std over the seeds that "
                  "produced a checkpoint, all from the same checkpoint; `Gaussian (lab)` is the lab's score, shown "
                  f"for comparison and never ranked on. Reuse the winner: `python -m studies.best {runs.study}`."),
@@ -300,7 +307,8 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m studies.report", description="a study's runs in MLflow -> tables, figures, report.md and report.html")
+    parser = ArgumentParser(prog="python -m studies.report",
+                            description="a study's runs in MLflow -> tables, figures, report.md and report.html")
     parser.add_argument("study", help="study name (the MLflow experiment)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<study>/)")
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from studies.tracking import UI_URL
-
 import pandas as pd
+
+from studies.tracking import UI_URL
 
 
 @dataclass

@@ -19,12 +19,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from cvae.scoring import Status
 from cvae import names
-from cvae.scoring import COLLAPSE_KL, PRIOR_HOLE_BLEU, PRIOR_HOLE_GAUSSIAN, PRIOR_HOLE_KL
+from cvae.scoring import COLLAPSE_KL, PRIOR_HOLE_BLEU, PRIOR_HOLE_GAUSSIAN, PRIOR_HOLE_KL, Status
+from studies import contract
 from studies.labels import pow10
 from studies.report.analysis import pareto_mask
-from studies import contract
 
 PALETTE = "colorblind"
 FULL_CREDIT_BLEU, FULL_CREDIT_GAUSSIAN = 0.70, 0.30

@@ -15,18 +15,16 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from pydantic import BaseModel
 
-from studies.contract import Phase
-from cvae.scoring import Status
 from cvae import names
 from cvae.config import ExperimentConfig, flatten
 from cvae.errors import UserError
-from cvae.scoring import DEFAULT_OBJECTIVE, FINISHED
+from cvae.scoring import DEFAULT_OBJECTIVE, FINISHED, Status
 from studies import contract
+from studies.contract import Phase
 from studies.labels import MAX_LEVELS, kl_labels
 from studies.secrets import redact
 from studies.spec import params_key
 from studies.tracking import ROLE_FILTER
-
 
 LATENT_FIGURES = (contract.BEST_TEST_BLEU, contract.BEST_TEST_GAUSSIAN, contract.BEST_TEST_GAUSSIAN_UNIQUE,
                   contract.BEST_HELDOUT_BLEU, contract.BEST_LATENT_ACTIVE_UNITS, contract.BEST_LATENT_KL,
@@ -102,7 +100,8 @@ def load_study(*, client: MlflowClient, study: str) -> StudyRuns:
 
 
 def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list:
-    runs, token = [], None
+    runs: list[Any] = []
+    token = None
     while True:
         page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000,
                                   run_view_type=ViewType.ACTIVE_ONLY, page_token=token)
@@ -117,7 +116,7 @@ def trials_frame(runs: list) -> pd.DataFrame:
 
     `run/grad_norm_max` of a diverged run that logged none (it diverged in its first epoch) is inf.
     """
-    records = []
+    records: list[dict[str, Any]] = []
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
         status = tags.get("cvae.status") or ("running" if run.info.status == "RUNNING" else "unknown")
@@ -219,7 +218,7 @@ TRACE_METRICS = ("trace/grad_norm", "trace/loss", "trace/logvar_absmax")
 
 def load_trace(*, client: MlflowClient, pair: list[tuple[str, str]]) -> pd.DataFrame:
     """Per-step trace metrics of the runs in ``pair``: one row per (role, step)."""
-    records = []
+    records: list[dict[str, Any]] = []
     for run_id, role in pair:
         for key in TRACE_METRICS:
             records.extend({"role": role, "step": m.step, "key": key, "value": m.value}
@@ -243,7 +242,7 @@ CURVE_KEYS = (names.LATENT_KL, names.TRAIN_GRAD_NORM_MAX, names.TEST_BLEU)
 
 def load_curves(*, client: MlflowClient, runs: pd.DataFrame, keys: tuple[str, ...] = CURVE_KEYS) -> pd.DataFrame:
     """One row per (run, epoch) of ``runs`` (needs `run_id`; other columns are carried along), one column per key."""
-    records = []
+    records: list[dict[str, Any]] = []
     for run_id in runs["run_id"]:
         for key in keys:
             records.extend({"run_id": run_id, "epoch": m.step, "key": key, "value": m.value}

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from cvae.scoring import Status
+from studies import contract
 from studies.labels import config_name, mean_std, pow10, rate
 from studies.report.analysis import pareto_mask
-from studies import contract
 
 LEADERBOARD_SIZE = 10
 MAX_MAP_ROWS = 40

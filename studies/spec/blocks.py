@@ -8,13 +8,11 @@ import itertools
 import math
 from typing import Any
 
-
 from cvae.config import ExperimentConfig, flatten
 from cvae.configfile import set_dotted
 from cvae.errors import ConfigError
+from studies.spec.schema import BLOCKS_KEY, MAX_BLOCK_CONFIGS, SETTING_KEY, Block, config_key
 from studies.spec.space import Dimension, Space, build_dimension, validated_assignments
-from studies.spec.schema import (BLOCKS_KEY, MAX_BLOCK_CONFIGS, SETTING_KEY,
-                                 Block, config_key)
 
 
 def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: str) -> Dimension:
@@ -39,11 +37,11 @@ def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: 
             if dim.count() is None:
                 raise ConfigError(f"{source}: key blocks[{i}].search.{dim.key}: a block is a grid: give choices "
                                   "or a stepped linear range")
-        total += math.prod(dim.count() for dim in dims)
+        total += math.prod(dim.count() or 0 for dim in dims)
         if total > MAX_BLOCK_CONFIGS:
             raise ConfigError(f"{source}: key blocks[{i}]: the blocks have {total} configurations or more, more "
                               f"than the {MAX_BLOCK_CONFIGS} a blocked design may have; blocks are small grids")
-        for values in itertools.product(*(dim.grid_values() for dim in dims)):
+        for values in itertools.product(*(dim.grid_values() or () for dim in dims)):
             assignments: dict[str, Any] = {}
             for dim, value in zip(dims, values):
                 assignments.update(dim.assignments(value))

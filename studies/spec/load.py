@@ -27,9 +27,9 @@ from cvae.config import ExperimentConfig
 from cvae.configfile import find_spec_file, parse_override, set_dotted
 from cvae.errors import ConfigError, describe_validation_error
 from cvae.yamlfile import load_yaml
-from studies.spec.space import Space, build_dimension
-from studies.spec.schema import (MAX_GRID, NAME_PATTERN, SECTIONS, STUDY_COLLAPSE_PATIENCE, Spec, SpecFile)
 from studies.spec.blocks import blocks_dimension
+from studies.spec.schema import MAX_GRID, NAME_PATTERN, SECTIONS, STUDY_COLLAPSE_PATIENCE, Spec, SpecFile
+from studies.spec.space import Dimension, Space, build_dimension
 
 
 def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
@@ -70,7 +70,8 @@ def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) 
         if spec_file.search:
             raise ConfigError(f"{_source_of(layers, ('blocks',))}: key blocks: give either search or blocks, "
                               "not both")
-        space = (blocks_dimension(spec_file.blocks, base_tree=base_tree, source=_source_of(layers, ("blocks",))),)
+        source = _source_of(layers, ("blocks",))
+        space: tuple[Dimension, ...] = (blocks_dimension(spec_file.blocks, base_tree=base_tree, source=source),)
         if settings.sampler != "grid":
             raise ConfigError(f"{_source_of(layers, ('study', 'sampler'))}: key study.sampler: blocks are grids; "
                               "use sampler: grid")

@@ -15,12 +15,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from studies.contract import Phase
 from cvae.config import ExperimentConfig
 from cvae.configfile import build_config, set_dotted
 from cvae.scoring import DEFAULT_OBJECTIVE, OBJECTIVES
+from studies.contract import Phase
 from studies.spec.space import SEED_KEY, Dimension, Space
-
 
 SECTIONS = tuple(ExperimentConfig.model_fields)
 """Top-level keys of an experiment (`name`, `data`, `model`, ...), allowed at the top of a spec."""
@@ -79,7 +78,7 @@ class StudySettings(_Strict):
     name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=100)
     """Study name: Optuna study, MLflow experiment and parent run. Default: the spec file's name without .yaml
     (a name set in an extended file is not inherited)."""
-    objective: Literal[OBJECTIVES] = DEFAULT_OBJECTIVE
+    objective: Literal[OBJECTIVES] = DEFAULT_OBJECTIVE  # type: ignore[valid-type]  # pydantic reads the tuple
     """Trial value from the chosen checkpoint: `bleu4`, `gaussian`, `bleu4+gaussian`, `min_of_both`, or
     `pareto` (two objectives, BLEU-4 and Gaussian score, both maximised)."""
     sampler: Literal["grid", "tpe", "random"] = "grid"
@@ -152,12 +151,13 @@ def _section_field(name: str) -> tuple[Any, Any]:
         doc = (f"Experiment section `{name}` (cvae.config.{field.annotation.__name__}): {field.description} "
                "Deep-merged over the extended file.")
         return dict[str, Any] | None, Field(default=None, description=doc)
-    return field.annotation | None, Field(default=None, description=f"Experiment key `{name}`: {field.description}")
+    annotation: Any = field.annotation  # a type, at runtime
+    return annotation | None, Field(default=None, description=f"Experiment key `{name}`: {field.description}")
 
 
-SpecFile = create_model("SpecFile", __base__=_SpecKeys, __doc__="The YAML schema of a study spec: the experiment's "
-                        "keys (derived from cvae.config.ExperimentConfig) and the study's own.",
-                        **{name: _section_field(name) for name in SECTIONS})
+SpecFile = create_model(  # type: ignore[call-overload]  # fields built from the experiment's schema
+    "SpecFile", __base__=_SpecKeys, __doc__="The YAML schema of a study spec: the experiment's keys (derived from "
+    "cvae.config.ExperimentConfig) and the study's own.", **{name: _section_field(name) for name in SECTIONS})
 
 
 @dataclass(frozen=True)
@@ -183,14 +183,15 @@ class Spec:
         if self.only is not None:
             return len(self.only)
         if self.settings.sampler == "grid":
-            return self.settings.trials or self.grid_size
-        return self.settings.trials  # required by load_spec
+            return self.settings.trials or self.grid_size or 0
+        return self.settings.trials or 0  # required by load_spec
 
     @property
     def grid_size(self) -> int | None:
         """Number of distinct configurations, or None when a dimension is continuous."""
         sizes = [dim.count() for dim in self.space]  # counted, not enumerated: a huge grid is refused fast
-        return None if any(size is None for size in sizes) else math.prod(sizes)
+        counted = [size for size in sizes if size is not None]
+        return math.prod(counted) if len(counted) == len(sizes) else None
 
     def grid_configs(self) -> list[dict[str, Any]]:
         """Grid sampler: the search params of every configuration to train, in grid order (seed excluded)."""

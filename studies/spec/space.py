@@ -10,17 +10,17 @@ from __future__ import annotations
 import copy
 import difflib
 import math
-from decimal import Decimal
 import types
 import typing
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cvae.errors import ConfigError, describe_validation_error
 from cvae.config import ExperimentConfig, flatten
 from cvae.configfile import set_dotted
+from cvae.errors import ConfigError, describe_validation_error
 
 SEED_KEY = "train.seed"
 """The config key every trial sets from `study.seeds`; always an Optuna param, never searched."""
@@ -181,8 +181,8 @@ def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source
         labels = [_label(s, prefix=f"{key}.") if section is not None else s[key] for s in sets]
         first: dict[Any, int] = {}
         for i, label in enumerate(labels):  # one pass: a long list is checked in linear time
-            if (at := first.setdefault(label, i)) != i:
-                raise ConfigError(f"{where}.choices[{i}]: repeats choices[{at}] ({label!r})")
+            if (earlier := first.setdefault(label, i)) != i:
+                raise ConfigError(f"{where}.choices[{i}]: repeats choices[{earlier}] ({label!r})")
         return Dimension(key=key, kind="choice", choices=tuple(labels), sets=tuple(sets))
     if section is not None:
         raise ConfigError(f"{where}: {key} is a section: search it with choices (mappings of its keys)")
@@ -198,7 +198,9 @@ def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source
         value = getattr(space, name)
         validated_assignments({key: int(value) if kind == "int" else value}, base_tree=base_tree,
                               where=f"{where}.{name}")
-    return Dimension(key=key, kind=kind, low=space.low, high=space.high, log=space.log, step=space.step)
+    assert space.low is not None and space.high is not None  # a range has both (Space's validator)
+    return Dimension(key=key, kind="int" if kind == "int" else "float", low=space.low, high=space.high, log=space.log,
+                     step=space.step)
 
 
 def validated_assignments(assignments: dict[str, Any], *, base_tree: dict[str, Any], where: str) -> dict[str, Any]:
