@@ -53,7 +53,7 @@ class StrictLoader(yaml.SafeLoader):
         except (ValueError, OverflowError) as exc:  # int('9' * 5000), date(2024, 2, 30)
             raise Refused(None, None, f"cannot read {short_repr(node.value)}: {exc}", node.start_mark) from None
 
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
             first: dict[Any, int] = {}
             for key_node, _ in node.value:
@@ -116,7 +116,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: spec is empty (no keys: only blank lines or comments); write at least "
                           "`extends: baseline.yaml`")
     if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: line {root.start_mark.line + 1}: expected a mapping of sections at the top "
+        line = root.start_mark.line + 1 if root is not None else 1
+        raise ConfigError(f"{path}: line {line}: expected a mapping of sections at the top "
                           f"level, got {type(tree).__name__}")
     return tree
 
