@@ -2,8 +2,8 @@
 and the run's own, as MLflow metrics and Optuna trial attributes, and every trial attribute's name.
 
 docs/tracking-contract.md describes it for people; tests/test_contract.py checks that it names every key here.
-The writers (``studies.worker``, ``studies.tracking``) and the readers (``studies.study``, ``studies.results``,
-``studies.display``, ``studies.best``, the report) import these names; none spells one out.
+The writers (``studies.worker``, ``studies.tracking``, ``studies.testing``) and the readers (``studies.queue``,
+``studies.display``, ``studies.best``, ``studies.report``) import these names; none spells one out.
 """
 
 from __future__ import annotations
@@ -109,3 +109,64 @@ DUPLICATE = "duplicate"
 
 RunEnd = Literal["FINISHED", "FAILED", "KILLED"]
 """How an MLflow run is ended: trained to a decision, failed (a crash, a divergence), or interrupted."""
+
+
+# MLflow run tags (docs/tracking-contract.md says what each holds)
+TAG_ROLE = "cvae.role"
+"""`study` (the parent run) or `trial` (a child run)."""
+TAG_STUDY = "cvae.study"
+"""The study's name."""
+TAG_OBJECTIVE = "cvae.objective"
+"""The study's objective (parent run)."""
+TAG_RANK_BY = "cvae.rank_by"
+"""How seeds were summed up to rank a configuration (parent run)."""
+TAG_SPEC = "cvae.spec"
+"""The spec file (parent run)."""
+TAG_STORAGE = "optuna.storage"
+"""The Optuna storage, password redacted (parent run)."""
+TAG_PARENT = "mlflow.parentRunId"
+"""MLflow's own: the parent run of a child run."""
+TAG_TRIAL_NUMBER = "optuna.trial_number"
+"""The Optuna trial a child run records."""
+TAG_STATE = "optuna.state"
+"""The trial's Optuna state (`COMPLETE`, `PRUNED`, `FAIL`)."""
+TAG_STATUS = "cvae.status"
+"""The trial's status (``cvae.scoring.Status``)."""
+TAG_PHASE = "cvae.phase"
+"""``Phase``: search or confirm."""
+TAG_BLOCKS = "cvae.blocks"
+"""The blocks a configuration belongs to (``blocks_tag``)."""
+TAG_DEVICE = "cvae.device"
+"""Where the trial trained."""
+TAG_CONFIG_KEY = "cvae.config_key"
+"""12-hex digest of the config without its seed."""
+TAG_SEED = "cvae.seed"
+"""The trial's `train.seed`."""
+TAG_DIVERGED_STEP = "cvae.diverged_step"
+"""The optimizer step whose loss or gradient was non-finite."""
+TAG_DIVERGENCE_CAUSE = "cvae.divergence_cause"
+"""What was non-finite."""
+TAG_NONFINITE = "cvae.nonfinite"
+"""The first tensor found non-finite."""
+TAG_STOPPED_EPOCH = "cvae.stopped_epoch"
+"""The epoch the collapse detector stopped the run at."""
+TAG_BEST_EPOCH = "cvae.best_epoch"
+"""The chosen checkpoint's epoch."""
+TAG_ERROR = "cvae.error"
+"""Why a trial failed."""
+ROLE_STUDY, ROLE_TRIAL = "study", "trial"
+"""Values of ``TAG_ROLE``."""
+ROLE_FILTER = f"tags.`{TAG_ROLE}` = '{{role}}'"
+"""An MLflow search filter for the runs of one role."""
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+"""Experiment tag that makes MLflow 3's UI open a study on its runs table (model training), not the GenAI overview."""
+
+
+def blocks_tag(blocks: tuple[str, ...] | list[str]) -> str:
+    """``TAG_BLOCKS`` of a configuration in ``blocks`` (block names never hold a `+`: ``studies.spec.Block``)."""
+    return "+".join(blocks)
+
+
+def blocks_of_tag(text: str | None) -> tuple[str, ...]:
+    """The block names ``blocks_tag`` wrote; () without blocks."""
+    return tuple(name for name in (text or "").split("+") if name)

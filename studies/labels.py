@@ -1,8 +1,10 @@
-"""Labels and number formats shared by the report's tables and figures, `studies.best` and `studies.results`."""
+"""How things are shown, defined once: a configuration's name (the board, the run names in MLflow, the report's
+findings and leaderboard, `studies.best`), values, KL bundles, map levels, mean ± std."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -64,22 +66,6 @@ def pow10(value: float) -> str:
     return f"{mantissa}e{exponent}"
 
 
-SHORT_NAMES = {"model.latent_size": "latent", "optim.lr": "lr", "optim.clip_norm": "clip", "optim.name": ""}
-
-
-def config_label(row: pd.Series, *, varied: list[str]) -> str:
-    """Short description of a configuration by its varied params: `cyclical · latent 32 · adam · lr 0.003`."""
-    parts = []
-    if any(key.startswith("kl.") for key in varied):
-        parts.append(str(row["kl_label"]))
-    for key in varied:
-        if key.startswith("kl."):
-            continue
-        name = SHORT_NAMES.get(key, key)
-        parts.append(f"{name} {fmt_value(row[key])}".strip())
-    return " · ".join(parts) or "the only configuration"
-
-
 RUN_NAME_KEYS = {"model.latent_size": "z", "model.hidden_size": "h", "model.rnn": "", "train.batch_size": "b",
                  "train.epochs": "ep", "model.mu_bn": "bn"}
 
@@ -90,9 +76,10 @@ def run_name(flat: dict[str, Any], *, varied: list[str]) -> str:
     return f"{config_name(flat, varied=varied)} · s{flat['train.seed']}"
 
 
-def config_name(flat: dict[str, Any], *, varied: list[str]) -> str:
-    """A configuration's short name from its varied settings: `sgd lr3 clip- · cyclical · z32` (`base` when
-    nothing is varied)."""
+def config_name(config: Mapping[str, Any], *, varied: list[str]) -> str:
+    """A configuration's one name, from its varied settings: `sgd lr3 clip- · cyclical · z32` (`base` when nothing
+    is varied). ``config``: a flat config (dotted keys), or a report row holding those keys (NaN = none)."""
+    flat: dict[str, Any] = {key: None if _missing(value) else value for key, value in config.items()}
     parts = []
     if any(key.startswith("optim.") for key in varied):
         clip = flat.get("optim.clip_norm")
@@ -107,6 +94,10 @@ def config_name(flat: dict[str, Any], *, varied: list[str]) -> str:
         short = RUN_NAME_KEYS.get(key, key.rsplit(".", 1)[-1] + " ")
         parts.append(f"{short}{'-' if flat[key] is None else fmt_value(flat[key])}")
     return " · ".join(parts) or "base"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
 
 def objective_label(objective: str) -> str:

@@ -31,13 +31,8 @@ if TYPE_CHECKING:  # the readers (report, best, study) import this module: no to
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 """Relative to the working directory: run from the project root, a bare `mlflow ui` there shows the study."""
-ROLE_FILTER = "tags.`cvae.role` = '{role}'"
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 """With a tracking server, MLflow prints two "View run" lines per ended run: not over the study's display."""
-EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-"""Experiment tag that makes MLflow 3's UI open a study on its runs table (model training), not the GenAI overview."""
-
-
 @dataclass(frozen=True)
 class StudyRun:
     """Where a study's runs go: picklable, handed to the worker processes."""
@@ -65,11 +60,11 @@ def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Pat
         experiment_id = experiment.experiment_id
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment_id)
-    client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND)
-    tags = {"cvae.role": "study", "cvae.study": study, "cvae.objective": objective, "cvae.rank_by": rank_by,
-            "cvae.spec": str(spec_path),
-            "optuna.storage": redact(storage)}
-    found = client.search_runs([experiment_id], filter_string=ROLE_FILTER.format(role="study"), max_results=1)
+    client.set_experiment_tag(experiment_id, *contract.EXPERIMENT_KIND)
+    tags = {contract.TAG_ROLE: contract.ROLE_STUDY, contract.TAG_STUDY: study, contract.TAG_OBJECTIVE: objective,
+            contract.TAG_RANK_BY: rank_by, contract.TAG_SPEC: str(spec_path), contract.TAG_STORAGE: redact(storage)}
+    found = client.search_runs([experiment_id], filter_string=contract.ROLE_FILTER.format(role=contract.ROLE_STUDY),
+                               max_results=1)
     if found:
         run_id = found[0].info.run_id
         client.update_run(run_id, status="RUNNING")
@@ -101,36 +96,37 @@ def reconcile(study_run: StudyRun, *, failed: Collection[int], phase: str) -> in
         return 0
     client = study_run.client()
     running = client.search_runs([study_run.experiment_id], max_results=5000,
-                                 filter_string=f"{ROLE_FILTER.format(role='trial')} and attributes.status = 'RUNNING' "
-                                               f"and tags.`cvae.phase` = '{phase}'")
+                                 filter_string=f"{contract.ROLE_FILTER.format(role=contract.ROLE_TRIAL)} and "
+                                               f"attributes.status = 'RUNNING' and tags.`{contract.TAG_PHASE}` = "
+                                               f"'{phase}'")
     numbers = set(failed)
     return sum(_fail_run(client, run.info.run_id, error=WORKER_DIED) for run in running
-               if run.data.tags.get("optuna.trial_number", "").isdigit()
-               and int(run.data.tags["optuna.trial_number"]) in numbers)
+               if run.data.tags.get(contract.TAG_TRIAL_NUMBER, "").isdigit()
+               and int(run.data.tags[contract.TAG_TRIAL_NUMBER]) in numbers)
 
 
 def _fail_run(client: MlflowClient, run_id: str, *, error: str) -> bool:
     """Tag a child run as a failed trial and end it FAILED, unless it has ended meanwhile; -> done."""
     if client.get_run(run_id).info.status != "RUNNING":
         return False
-    client.log_batch(run_id, tags=[RunTag("optuna.state", "FAIL"), RunTag("cvae.status", Status.FAILED),
-                                   RunTag("cvae.error", error)])
+    client.log_batch(run_id, tags=[RunTag(contract.TAG_STATE, "FAIL"), RunTag(contract.TAG_STATUS, Status.FAILED),
+                                   RunTag(contract.TAG_ERROR, error)])
     client.set_terminated(run_id, status="FAILED")
     return True
 
 
 def start_trial(client: MlflowClient, *, study_run: StudyRun, number: int, config: ExperimentConfig,
-                key: str, name: str | None = None, phase: Phase = Phase.SEARCH, blocks: list[str] | None = None,
+                key: str, name: str | None = None, phase: Phase = Phase.SEARCH, blocks: tuple[str, ...] = (),
                 device: str | None = None) -> str:
     """Create the child run of trial ``number`` (named ``name``, default `trial-N`) with its tags and every config
     field as a param; ``phase`` is `search` or `confirm` (retrained on fresh seeds); ``device`` where it trains."""
-    tags = {"mlflow.parentRunId": study_run.parent_run_id, "cvae.role": "trial", "cvae.study": study_run.study,
-            "optuna.trial_number": str(number), "cvae.config_key": key, "cvae.seed": str(config.train.seed),
-            "cvae.phase": phase}
+    tags = {contract.TAG_PARENT: study_run.parent_run_id, contract.TAG_ROLE: contract.ROLE_TRIAL,
+            contract.TAG_STUDY: study_run.study, contract.TAG_TRIAL_NUMBER: str(number), contract.TAG_CONFIG_KEY: key,
+            contract.TAG_SEED: str(config.train.seed), contract.TAG_PHASE: phase}
     if blocks:
-        tags["cvae.blocks"] = "+".join(blocks)
+        tags[contract.TAG_BLOCKS] = contract.blocks_tag(blocks)
     if device:
-        tags["cvae.device"] = device
+        tags[contract.TAG_DEVICE] = device
     run_id = client.create_run(study_run.experiment_id, run_name=name or f"trial-{number}", tags=tags).info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in config.flat().items()])
     return run_id
@@ -145,27 +141,27 @@ def log_epoch(client: MlflowClient, *, run_id: str, record: EpochRecord) -> None
 def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | None, config: ExperimentConfig | None,
                  state: str, status: str, run_status: str, error: str | None, wall_time_s: float) -> None:
     """Final tags, `best/*` and `run/*` metrics, artifacts; then end the run with ``run_status``."""
-    tags = {"optuna.state": state, "cvae.status": status}
+    tags = {contract.TAG_STATE: state, contract.TAG_STATUS: status}
     metrics = {contract.RUN_WALL_TIME: wall_time_s}
     if error:
-        tags["cvae.error"] = scrub(error)[:5000]
+        tags[contract.TAG_ERROR] = scrub(error)[:5000]
     if result is not None:
         metrics.update({contract.RUN_DIVERGED: float(result.status == Status.DIVERGED),
                         contract.RUN_EPOCHS_DONE: float(result.epochs_done)})
         if result.grad_norm_max is not None:
             metrics[contract.RUN_GRAD_NORM_MAX] = result.grad_norm_max
         if result.best_epoch is not None:
-            tags["cvae.best_epoch"] = str(result.best_epoch)
+            tags[contract.TAG_BEST_EPOCH] = str(result.best_epoch)
             metrics[contract.BEST_EPOCH] = float(result.best_epoch)
             metrics.update({contract.best(key): float(result.metrics[key]) for key in contract.BEST_FIGURES
                             if key in result.metrics})
         if result.status == Status.DIVERGED:
-            tags.update({"cvae.diverged_step": str(result.diverged_step),
-                         "cvae.divergence_cause": str(result.divergence_cause)})
+            tags.update({contract.TAG_DIVERGED_STEP: str(result.diverged_step),
+                         contract.TAG_DIVERGENCE_CAUSE: str(result.divergence_cause)})
             if result.nonfinite:
-                tags["cvae.nonfinite"] = result.nonfinite
+                tags[contract.TAG_NONFINITE] = result.nonfinite
         if result.stopped_epoch is not None:
-            tags["cvae.stopped_epoch"] = str(result.stopped_epoch)
+            tags[contract.TAG_STOPPED_EPOCH] = str(result.stopped_epoch)
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
     if result is not None:  # per-step trace: the first steps of every run, up to the non-finite step of a divergence

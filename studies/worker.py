@@ -36,7 +36,7 @@ from studies import contract, secrets, tracking
 from studies.labels import run_name
 from studies.queue.claim import claim
 from studies.queue.storage import is_rdb, open_storage
-from studies.spec import Spec, block_names, config_key
+from studies.spec import Spec, config_key
 
 Send = Callable[..., None]
 
@@ -184,7 +184,7 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
         with timer:
             run_id = tracking.start_trial(client, study_run=job.study_run, number=trial.number, config=config,
                                           key=key, name=run_name(config.flat(), varied=varied),
-                                          phase=job.spec.phase, blocks=block_names(params), device=device)
+                                          phase=job.spec.phase, blocks=job.spec.blocks_of(params), device=device)
         trial.set_user_attr(contract.RUN_ID, run_id)
         hook = _EpochHook(trial=trial, objective=objective, send=send,
                           log=timer.wrap(lambda record: tracking.log_epoch(client, run_id=run_id, record=record)))

@@ -14,7 +14,7 @@ from cvae.scoring import FINISHED, Status, qualifies, rank
 from cvae.scoring import objective_score as score_of
 from studies import contract
 from studies.contract import Phase
-from studies.labels import config_label, levels
+from studies.labels import config_name, levels
 from studies.report.read import FIGURES, NOT_SEARCHED, ReportError, load_study, open_client, param_types
 
 AGGREGATED = (*FINISHED, Status.DIVERGED, Status.PRUNED)
@@ -139,9 +139,9 @@ def block_rows(trials: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
     """The search trials a map is drawn from: with a blocked design, those of the blocks that vary any of
     ``keys`` (a configuration shared by blocks belongs to each); without blocks, every search trial."""
     search = trials[trials["phase"] == Phase.SEARCH] if "phase" in trials else trials
-    if "blocks" not in search or not search["blocks"].astype(bool).any():
+    if "blocks" not in search or not search["blocks"].map(bool).any():
         return search
-    members = search["blocks"].astype(str).str.split("+")
+    members = search["blocks"]
     names = sorted({name for names in members for name in names if name})
     chosen = [name for name in names
               if any(k in search and search.loc[members.map(lambda m, n=name: n in m), k].astype(object)
@@ -230,7 +230,7 @@ def find_best(*, tracking_uri: str, study: str) -> Best:
                             contract.BEST_TEST_GAUSSIAN, contract.BEST_HELDOUT_BLEU, contract.BEST_LATENT_ACTIVE_UNITS,
                             contract.BEST_LATENT_KL)}
     return Best(study=study, objective=runs.objective, config_key=row["config_key"],
-                label=config_label(row, varied=varied), searched={key: params[key] for key in varied}, params=params,
+                label=config_name(row, varied=varied), searched={key: params[key] for key in varied}, params=params,
                 figures=figures, n=int(row["n"]), with_checkpoint=int(row["objective count"]),
                 diverged=int(row[Status.DIVERGED]), run_id=row["best_run_id"], seed=row["best_seed"],
                 run_objective=float(row["best_run_objective"]), source=source, statuses=str(row["statuses"]),

@@ -21,7 +21,7 @@ from cvae.errors import UserError
 from cvae.scoring import RANK_BY_TEXT, Status
 from studies import contract, preflight
 from studies.contract import Phase
-from studies.labels import config_label, fmt_value, mean_std, objective_label, pow10, rate
+from studies.labels import config_name, fmt_value, mean_std, objective_label, pow10, rate
 from studies.report import document as doc
 from studies.report import figures, tables
 from studies.report.analysis import (
@@ -126,7 +126,7 @@ def curve_roles(configs: pd.DataFrame, *, varied: list[str]) -> dict[str, str]:
         picks.setdefault(top["config_key"], []).append(
             "most collapsed" if top["collapse_rate"] > 0 else "lowest KL (none collapsed)")
     rows = configs.set_index("config_key")
-    return {key: f"{' & '.join(names)}: {config_label(rows.loc[key], varied=varied)}" for key, names in picks.items()}
+    return {key: f"{' & '.join(names)}: {config_name(rows.loc[key], varied=varied)}" for key, names in picks.items()}
 
 
 MIN_IMPORTANCE_CONFIGS = 3
@@ -142,7 +142,7 @@ def setting_importances(*, trials: pd.DataFrame, objective: str) -> tuple[dict[s
     data = trials[trials["phase"] == Phase.SEARCH].copy()
     data["objective"] = objective_score(data, objective=objective)
     data = data.dropna(subset=["objective"])
-    members = data["blocks"].astype(str).str.split("+") if data["blocks"].astype(bool).any() else None
+    members = data["blocks"] if data["blocks"].map(bool).any() else None
     panels = sorted({n for names in members for n in names if n}) if members is not None else [""]
     out: dict[str, dict[str, float]] = {}
     reasons = []
@@ -218,7 +218,7 @@ def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.D
     else:
         searched = configs.set_index("config_key").loc[best["config_key"]]
         where = "confirmed on fresh seeds" if source == Phase.CONFIRM else "search only: not confirmed on fresh seeds"
-        items.append(f"**Winner** ({where}): {config_label(best, varied=varied)}: {_figures_text(best)}"
+        items.append(f"**Winner** ({where}): {config_name(best, varied=varied)}: {_figures_text(best)}"
                      + (f". In the search: {_figures_text(searched)}" if source == Phase.CONFIRM else "")
                      + f". Its best checkpoint is in run `{best['best_run_id']}`.")
     return items

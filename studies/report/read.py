@@ -24,7 +24,6 @@ from studies.contract import Phase
 from studies.labels import MAX_LEVELS, kl_labels
 from studies.secrets import redact
 from studies.spec import params_key
-from studies.tracking import ROLE_FILTER
 
 LATENT_FIGURES = (contract.BEST_TEST_BLEU, contract.BEST_TEST_GAUSSIAN, contract.BEST_TEST_GAUSSIAN_UNIQUE,
                   contract.BEST_HELDOUT_BLEU, contract.BEST_LATENT_ACTIVE_UNITS, contract.BEST_LATENT_KL,
@@ -83,20 +82,21 @@ def load_study(*, client: MlflowClient, study: str) -> StudyRuns:
         close = difflib.get_close_matches(study, names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (studies here: {', '.join(names) or 'none'})"
         raise ReportError(f"no study named {study!r} in {redact(client.tracking_uri)}{hint}")
-    parents = [run for run in _search(client, experiment.experiment_id, ROLE_FILTER.format(role="study"))
-               if run.data.tags.get("cvae.study", study) == study]
+    study_filter = contract.ROLE_FILTER.format(role=contract.ROLE_STUDY)
+    parents = [run for run in _search(client, experiment.experiment_id, study_filter)
+               if run.data.tags.get(contract.TAG_STUDY, study) == study]
     parent = parents[0] if parents else None
     parent_tags = dict(parent.data.tags) if parent else {}
-    runs = _search(client, experiment.experiment_id, ROLE_FILTER.format(role="trial"))
+    runs = _search(client, experiment.experiment_id, contract.ROLE_FILTER.format(role=contract.ROLE_TRIAL))
     if any(OLD_NAMES in run.data.metrics for run in runs):
         raise ReportError(f"study {study!r} in {redact(client.tracking_uri)} was recorded with the metric names used "
                           "before they were namespaced (best/select_bleu4, val/bleu4 for the test figure); rerun it "
                           "with --study-name NEW, or read it with a checkout older than the namespaces")
     return StudyRuns(study=study, experiment_id=experiment.experiment_id,
                      parent_run_id=parent.info.run_id if parent else None,
-                     objective=parent_tags.get("cvae.objective", DEFAULT_OBJECTIVE) or DEFAULT_OBJECTIVE,
+                     objective=parent_tags.get(contract.TAG_OBJECTIVE, DEFAULT_OBJECTIVE) or DEFAULT_OBJECTIVE,
                      trials=trials_frame(runs), parent_tags=parent_tags,
-                     rank_by=parent_tags.get("cvae.rank_by") or "mean")
+                     rank_by=parent_tags.get(contract.TAG_RANK_BY) or "mean")
 
 
 def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list:
@@ -119,15 +119,16 @@ def trials_frame(runs: list) -> pd.DataFrame:
     records: list[dict[str, Any]] = []
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
-        status = tags.get("cvae.status") or ("running" if run.info.status == "RUNNING" else "unknown")
+        status = tags.get(contract.TAG_STATUS) or ("running" if run.info.status == "RUNNING" else "unknown")
         record: dict[str, Any] = {
-            "run_id": run.info.run_id, "trial": _int(tags.get("optuna.trial_number")),
-            "seed": _int(tags.get("cvae.seed", run.data.params.get("train.seed"))),
-            "config_key": tags.get("cvae.config_key") or params_key(run.data.params), "status": status,
-            "state": tags.get("optuna.state"), "diverged_step": _int(tags.get("cvae.diverged_step")),
-            "divergence_cause": tags.get("cvae.divergence_cause"), "phase": tags.get("cvae.phase", Phase.SEARCH),
-            "blocks": tags.get("cvae.blocks", ""),
-            "run_name": run.info.run_name, "stopped_epoch": _int(tags.get("cvae.stopped_epoch")),
+            "run_id": run.info.run_id, "trial": _int(tags.get(contract.TAG_TRIAL_NUMBER)),
+            "seed": _int(tags.get(contract.TAG_SEED, run.data.params.get("train.seed"))),
+            "config_key": tags.get(contract.TAG_CONFIG_KEY) or params_key(run.data.params), "status": status,
+            "state": tags.get(contract.TAG_STATE), "diverged_step": _int(tags.get(contract.TAG_DIVERGED_STEP)),
+            "divergence_cause": tags.get(contract.TAG_DIVERGENCE_CAUSE),
+            "phase": tags.get(contract.TAG_PHASE, Phase.SEARCH),
+            "blocks": contract.blocks_of_tag(tags.get(contract.TAG_BLOCKS)),
+            "run_name": run.info.run_name, "stopped_epoch": _int(tags.get(contract.TAG_STOPPED_EPOCH)),
         }
         record.update(run.data.params)
         record.update({key: value for key, value in metrics.items()

@@ -27,7 +27,7 @@ def leaderboard(configs: pd.DataFrame, *, varied: list[str], objective: str,
     top = ranked.head(size)
     qualified = top["qualifies"].astype(bool).to_numpy() if "qualifies" in top else [True] * len(top)
     table = pd.DataFrame({"rank": [str(i + 1) if ok else "–" for i, ok in enumerate(qualified)]})
-    table["configuration"] = [config_name(_flat(row), varied=varied) for _, row in top.iterrows()]
+    table["configuration"] = [config_name(row, varied=varied) for _, row in top.iterrows()]
     columns = {"objective": "objective", "BLEU-4": contract.BEST_TEST_BLEU,
                "Gaussian (distinct)": contract.BEST_TEST_GAUSSIAN_UNIQUE, "Gaussian (lab)": contract.BEST_TEST_GAUSSIAN,
                "heldout BLEU-4": contract.BEST_HELDOUT_BLEU, "KL (nats)": contract.BEST_LATENT_KL}
@@ -37,12 +37,6 @@ def leaderboard(configs: pd.DataFrame, *, varied: list[str], objective: str,
     table["seeds"] = top["statuses"].to_numpy() if "statuses" in top else ""
     table["Pareto front"] = ["yes" if flag else "" for flag in on_front[: len(top)]]
     return table
-
-
-def _flat(row: pd.Series) -> dict[str, object]:
-    """A configuration row as the flat config dict ``config_name`` reads (missing values as None)."""
-    return {key: (None if value is None or (isinstance(value, float) and math.isnan(value)) else value)
-            for key, value in row.items()}
 
 
 def explosion_table(cells: pd.DataFrame, *, max_rows: int = MAX_MAP_ROWS) -> pd.DataFrame:

@@ -57,13 +57,8 @@ def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: 
             values_text.append(", ".join(f"{k}={_scalar(v)}" for k, v in assignments.items()))
             sets.append(assignments)
     labels = tuple(f"{'+'.join(names)}: {text}" for names, text in zip(owners, values_text))
-    return Dimension(key=BLOCKS_KEY, kind="choice", choices=labels, sets=tuple(sets))
-
-
-def block_names(params: dict[str, Any]) -> list[str]:
-    """The blocks a trial's configuration belongs to (from its `blocks` param); [] without blocks."""
-    label = params.get(BLOCKS_KEY)
-    return label.split(":", 1)[0].split("+") if isinstance(label, str) else []
+    return Dimension(key=BLOCKS_KEY, kind="choice", choices=labels, sets=tuple(sets),
+                     groups=tuple(tuple(names) for names in owners))
 
 
 def _setting_dimension(space: Space, *, base_tree: dict[str, Any], where: str) -> Dimension:

@@ -211,6 +211,10 @@ class Spec:
             configs.append({dim.key: params[dim.key] for dim in self.space})
         return configs
 
+    def blocks_of(self, params: dict[str, Any]) -> tuple[str, ...]:
+        """The blocks a trial's configuration belongs to, from its params (() without blocks)."""
+        return tuple(name for dim in self.space if dim.key in params for name in dim.blocks_of(params[dim.key]))
+
     def config_for(self, params: dict[str, Any]) -> ExperimentConfig:
         """The experiment of one trial: base config + what each searched value sets + ``train.seed``."""
         tree = copy.deepcopy(self.base_tree)

@@ -12,7 +12,7 @@ import difflib
 import math
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -88,12 +88,18 @@ class Dimension:
     high: float = 0.0
     log: bool = False
     step: float | None = None
+    groups: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
+    """A blocked design's dimension: the blocks choice i belongs to (a configuration two blocks share is in both)."""
 
     def assignments(self, value: Any) -> dict[str, Any]:
         """Dotted config keys and values that the Optuna value ``value`` of this dimension stands for."""
         if self.kind == "choice":
             return dict(self.sets[self.choices.index(value)])
         return {self.key: int(value) if self.kind == "int" else float(value)}
+
+    def blocks_of(self, value: Any) -> tuple[str, ...]:
+        """The blocks the choice ``value`` belongs to; () for a dimension that is not a blocked design."""
+        return self.groups[self.choices.index(value)] if self.groups else ()
 
     def targets(self) -> set[str]:
         """Every dotted config key this dimension may set."""
