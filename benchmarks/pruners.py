@@ -27,7 +27,7 @@ from cvae.scoring import objective_score, rank
 from studies import contract, preflight
 from studies.queue.trials import pruner
 from studies.report.read import load_curves, load_study, open_client
-from studies.tracking import DEFAULT_TRACKING_URI
+from studies.tracking import add_tracking_argument
 
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
 
@@ -96,7 +96,7 @@ def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pruners", description=__doc__.splitlines()[0])
     parser.add_argument("study", help="a finished study trained without pruning (the MLflow experiment)")
-    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
+    add_tracking_argument(parser)
     args = parser.parse_args(argv)
     try:
         preflight.check_reader(args.tracking_uri)

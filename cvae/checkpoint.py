@@ -11,10 +11,11 @@ from typing import Any
 import torch
 
 from cvae.config import ExperimentConfig
+from cvae.errors import UserError
 from cvae.model import CVAE
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A one-line, user-facing error about a checkpoint file."""
 
 

@@ -1,13 +1,35 @@
-"""Command-line helpers shared by every command: the argument parser, ``--set``, output checks."""
+"""Command-line helpers shared by every command: the one runner (how a command ends on an error), the argument
+parser, ``--set``, ``--tracking-uri``, output checks."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tempfile
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from cvae.errors import ConfigError, one_line
+from cvae.errors import ConfigError, UserError, one_line
+
+FULL_ERROR = "CVAE_FULL_ERROR"
+"""Environment variable: `1` prints the full traceback of any error a command meets, a user error too."""
+
+
+def run_command(body: Callable[[], int], *, prog: str) -> int:
+    """Run a command's ``body`` and return its exit status. A user error (``cvae.errors.UserError``, raised anywhere
+    below) ends it the one way every command ends on bad input: ONE line on stderr, `PROG: error: MESSAGE`, and
+    exit status 2 (argparse's own errors look the same: ``ArgumentParser``). With ``CVAE_FULL_ERROR=1`` the full
+    traceback is printed first. Any other exception is a bug and propagates with its traceback."""
+    try:
+        return body()
+    except UserError as exc:
+        if os.environ.get(FULL_ERROR) == "1":
+            traceback.print_exc()
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 class ArgumentParser(argparse.ArgumentParser):

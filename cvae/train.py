@@ -12,9 +12,9 @@ from rich.table import Table
 
 from cvae import names
 from cvae.checkpoint import save_checkpoint
-from cvae.cli import ArgumentParser, add_set_argument, check_output
+from cvae.cli import ArgumentParser, add_set_argument, check_output, run_command
 from cvae.configfile import load_config
-from cvae.data import Data, DataError
+from cvae.data import Data
 from cvae.device import resolve_device
 from cvae.errors import ConfigError
 from cvae.scoring import Status, run_status
@@ -64,19 +64,20 @@ def explain_divergence(out: Console, result: TrainResult) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    return run_command(lambda: train(args), prog="cvae.train")
+
+
+def train(args: argparse.Namespace) -> int:
+    """Check everything, train, print the checkpoint's figures (and the divergence, if any), save it."""
     console = Console(stderr=True)
+    config = load_config(args.spec, overrides=args.overrides)
     try:
-        config = load_config(args.spec, overrides=args.overrides)
-        try:
-            resolve_device(config.train.device)
-        except ConfigError as exc:
-            raise ConfigError(f"{args.spec}: {exc}") from None
-        if args.save is not None:  # before minutes of training, not after
-            check_output(args.save, flag="--save")
-        data = Data.load(config)
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        resolve_device(config.train.device)
+    except ConfigError as exc:
+        raise ConfigError(f"{args.spec}: {exc}") from None
+    if args.save is not None:  # before minutes of training, not after
+        check_output(args.save, flag="--save")
+    data = Data.load(config)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[figures]}"))
     with Progress(*columns, console=console, transient=False) as bar:

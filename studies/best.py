@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import sys
 
-from cvae.cli import ArgumentParser
-from cvae.errors import UserError
+from cvae.cli import ArgumentParser, run_command
 from cvae.scoring import RANK_BY_TEXT
 from studies import contract, preflight
 from studies.contract import Phase
 from studies.labels import fmt_value, mean_std, objective_label, rate
 from studies.report.analysis import Best, find_best
 from studies.secrets import hide_secrets
-from studies.tracking import DEFAULT_TRACKING_URI
+from studies.tracking import add_tracking_argument
 
 WHOLE = (contract.BEST_LATENT_ACTIVE_UNITS, contract.BEST_LATENT_KL)
 """Figures printed with one decimal."""
@@ -44,19 +43,17 @@ def describe(best: Best, *, all_params: bool = False) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m studies.best", description=__doc__.splitlines()[0])
     parser.add_argument("study", help="study name (the MLflow experiment)")
-    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
-                        help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
+    add_tracking_argument(parser)
     parser.add_argument("--all", action="store_true", help="print every config field, not only the searched ones")
     args = parser.parse_args(argv)
     hide_secrets(args.tracking_uri)
-    try:
+
+    def show() -> int:
         preflight.check_reader(args.tracking_uri)
-        best = find_best(tracking_uri=args.tracking_uri, study=args.study)
-    except UserError as exc:
-        print(f"studies.best: error: {exc}", file=sys.stderr)
-        return 2
-    print(describe(best, all_params=args.all))
-    return 0
+        print(describe(find_best(tracking_uri=args.tracking_uri, study=args.study), all_params=args.all))
+        return 0
+
+    return run_command(show, prog="studies.best")
 
 
 if __name__ == "__main__":

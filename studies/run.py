@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.live import Live
 
-from cvae.cli import ArgumentParser, add_set_argument, check_output
+from cvae.cli import ArgumentParser, add_set_argument, check_output, run_command
 from cvae.device import assign_gpus
 from cvae.errors import ConfigError
 from studies import preflight, secrets, tracking, worker
@@ -57,8 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--study-name", help="study name (study.name; default: the spec's)")
     parser.add_argument("--storage", help="Optuna storage: RDB URL (sqlite:///..., postgresql+psycopg://...) or "
                                           "journal file (default: mlruns/optuna/<study>.journal)")
-    parser.add_argument("--tracking-uri", default=tracking.DEFAULT_TRACKING_URI,
-                        help=f"MLflow tracking URI (default: {tracking.DEFAULT_TRACKING_URI})")
+    tracking.add_tracking_argument(parser)
     parser.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     parser.add_argument("--create-only", action="store_true",
                         help="create the study (or check it), enqueue its trials and its MLflow parent run; train "
@@ -99,22 +98,19 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _terminated)
     secrets.hide_secrets(args.storage, args.tracking_uri)  # from here on, no password is printed or logged
-    try:
-        spec, storage = validate(args)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    return run_command(lambda: study(args, argv), prog="studies.run")
+
+
+def study(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Validate everything, then create or resume the study and run it; -> the exit status (130: interrupted)."""
+    spec, storage = validate(args)
     worker.quiet_logs()
     running = FileLock(lock_path(storage=storage, study=spec.name, kind="run"))  # journal: one run at a time
     if not is_rdb(storage) and not running.acquire(blocking=False):
-        print(f"{spec.path}: study {spec.name!r} is being run by another process right now", file=sys.stderr)
-        return 2
-    try:
+        raise ConfigError(f"{spec.path}: study {spec.name!r} is being run by another process right now")
+    try:  # a ConfigError from here: storage unreachable, or an existing study made from another spec
         code = execute(spec=spec, storage=storage, tracking_uri=args.tracking_uri, report=not args.no_report,
                        create_only=args.create_only)
-    except ConfigError as exc:  # storage unreachable, or an existing study made from another spec
-        print(exc, file=sys.stderr)
-        return 2
     except KeyboardInterrupt:  # Ctrl-C while starting up or summarising; the workers' own is handled in there
         code = 130
     finally:

@@ -7,6 +7,7 @@ written are ``studies.preflight``'s, the reading is ``studies.report.read``'s. P
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
@@ -47,6 +48,12 @@ class StudyRun:
 
 UI_URL = "http://127.0.0.1:5000"
 """Where a bare `mlflow ui` serves a local store."""
+
+
+def add_tracking_argument(parser: argparse.ArgumentParser) -> None:
+    """The one `--tracking-uri` option of every command that reads or writes the MLflow store."""
+    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
+                        help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
 
 
 def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Path, storage: str,

@@ -21,7 +21,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from cvae.checkpoint import CheckpointError, load_checkpoint
-from cvae.cli import ArgumentParser
+from cvae.cli import ArgumentParser, run_command
 from cvae.config import ExperimentConfig
 from cvae.data import TENSES, Pair, word_problem
 from cvae.device import resolve_device
@@ -31,7 +31,7 @@ from cvae.model import CVAE, convert
 from studies import preflight
 from studies.report.analysis import find_best
 from studies.secrets import hide_secrets
-from studies.tracking import DEFAULT_TRACKING_URI
+from studies.tracking import add_tracking_argument
 
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 EMPTY = "-"
@@ -96,8 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--run", help="MLflow run id holding checkpoint/model.pt")
     group.add_argument("--checkpoint", type=Path, help="checkpoint file (cvae.checkpoint format)")
     group.add_argument("--study", help="use the best checkpoint of this study")
-    source.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
-                        help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
+    add_tracking_argument(source)
     source.add_argument("--device", default="cpu", choices=DEVICES, metavar="DEVICE",
                         help="where the model runs: cpu (default: a few words are fastest there), auto, cuda, "
                              "cuda:N")
@@ -117,23 +116,24 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     hide_secrets(args.tracking_uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr to one line
+    return run_command(lambda: use(args), prog="studies.use")
+
+
+def use(args: argparse.Namespace) -> int:
+    """Load the model, then print one line per converted word or per prior draw."""
+    if args.command == "convert":
+        for word in args.words:
+            check_word(word)  # before loading anything
     try:
-        if args.command == "convert":
-            for word in args.words:
-                check_word(word)  # before loading anything
         model, config = load_model(tracking_uri=args.tracking_uri, run=args.run, checkpoint=args.checkpoint,
                                    study=args.study, device=args.device)
-        if args.command == "convert":
-            lines = convert_words(model=model, words=args.words, source=args.source, target=args.target)
-        else:
-            lines = [" ".join(w or EMPTY for w in draw)
-                     for draw in sample_words(model=model, config=config, n=args.n, seed=args.seed)]
     except CheckpointError as exc:  # of --checkpoint, or of the run's artifact
-        print(f"studies.use: error: {'--checkpoint ' if args.checkpoint else ''}{exc}", file=sys.stderr)
-        return 2
-    except UserError as exc:
-        print(f"studies.use: error: {exc}", file=sys.stderr)
-        return 2
+        raise CheckpointError(f"{'--checkpoint ' if args.checkpoint else ''}{exc}") from None
+    if args.command == "convert":
+        lines = convert_words(model=model, words=args.words, source=args.source, target=args.target)
+    else:
+        lines = [" ".join(w or EMPTY for w in draw)
+                 for draw in sample_words(model=model, config=config, n=args.n, seed=args.seed)]
     for line in lines:
         print(line or EMPTY)
     return 0

@@ -5,7 +5,6 @@ it: a figure without data is a placeholder saying why."""
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 from collections import Counter
 from datetime import datetime, timezone
@@ -16,8 +15,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from cvae.cli import ArgumentParser, check_output
-from cvae.errors import UserError
+from cvae.cli import ArgumentParser, check_output, run_command
 from cvae.scoring import RANK_BY_TEXT, Status
 from studies import contract, preflight
 from studies.contract import Phase
@@ -36,7 +34,7 @@ from studies.report.analysis import (
 )
 from studies.report.read import StudyRuns, load_curves, load_study, load_trace, open_client
 from studies.secrets import hide_secrets, redact
-from studies.tracking import DEFAULT_TRACKING_URI
+from studies.tracking import add_tracking_argument
 
 log = logging.getLogger(__name__)
 
@@ -311,17 +309,16 @@ def main(argv: list[str] | None = None) -> int:
                             description="a study's runs in MLflow -> tables, figures, report.md and report.html")
     parser.add_argument("study", help="study name (the MLflow experiment)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<study>/)")
-    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
-                        help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
+    add_tracking_argument(parser)
     args = parser.parse_args(argv)
     hide_secrets(args.tracking_uri)
     out = Path("reports") / args.study if args.out is None else args.out
-    try:
+
+    def build() -> int:
         check_output(out, flag="--out" if args.out is not None else "report folder", folder=True)
         preflight.check_reader(args.tracking_uri)
-        out = build_report(study=args.study, tracking_uri=args.tracking_uri, out=out)
-    except UserError as exc:
-        print(f"studies.report: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"report: {out / 'report.html'} (and report.md, PNGs, CSVs)")
-    return 0
+        folder = build_report(study=args.study, tracking_uri=args.tracking_uri, out=out)
+        print(f"report: {folder / 'report.html'} (and report.md, PNGs, CSVs)")
+        return 0
+
+    return run_command(build, prog="studies.report")
