@@ -8,8 +8,9 @@ The writers (``studies.worker``, ``studies.tracking``, ``studies.testing``) and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from cvae import names
 
@@ -170,3 +171,47 @@ def blocks_tag(blocks: tuple[str, ...] | list[str]) -> str:
 def blocks_of_tag(text: str | None) -> tuple[str, ...]:
     """The block names ``blocks_tag`` wrote; () without blocks."""
     return tuple(name for name in (text or "").split("+") if name)
+
+
+# Worker -> board messages (over a pipe, so they are small frozen records)
+
+
+@dataclass(frozen=True)
+class TrialStarted:
+    """A worker claimed a trial and starts training it."""
+
+    trial: int
+    worker: int
+    pid: int
+    params: dict[str, Any]
+    epochs: int
+    device: str
+
+
+@dataclass(frozen=True)
+class EpochDone:
+    """A running trial finished an evaluated epoch: its test figures so far."""
+
+    trial: int
+    epoch: int
+    bleu4: float
+    """`test/bleu4` of the epoch."""
+    gaussian_unique: float
+    """`test/gaussian_unique` of the epoch."""
+
+
+@dataclass(frozen=True)
+class TrialEnded:
+    """A trial ended and was told to Optuna."""
+
+    trial: int
+    state: str
+    """Optuna's ``TrialState`` name: COMPLETE, PRUNED or FAIL."""
+    values: list[float] | None
+    seconds: float
+    attrs: dict[str, Any]
+    """The trial's attributes as Optuna holds them (``TRIAL_ATTRS``: status, chosen-checkpoint figures, cause)."""
+
+
+Message = TrialStarted | EpochDone | TrialEnded
+"""What a worker tells the board."""

@@ -13,7 +13,7 @@ from rich.text import Text
 from cvae import names
 from cvae.scoring import DEFAULT_OBJECTIVE, HEALTHY, RANK_BY_TEXT, Status
 from studies import contract
-from studies.labels import config_name, mean_std_text
+from studies.labels import config_name, fmt_value, mean_std_text
 from studies.queue.trials import ranked_configurations, trial_params
 from studies.secrets import redact
 from studies.spec import BLOCKS_KEY, Spec
@@ -38,27 +38,28 @@ class Board:
             if trial.state.is_finished():
                 self._count(trial.state.name, trial.user_attrs.get(contract.STATUS), trial.number, trial.values)
 
-    def handle(self, message: dict[str, Any]) -> None:
-        """One worker message: `start`, `epoch` or `end`."""
-        number, event = message["trial"], message["event"]
-        if event == "start":
-            self.running[number] = {**message, "epoch": 0}
-            self._say(f"trial {number} started · worker {message['worker']} (pid {message['pid']}) · "
-                      f"{message.get('device', 'cpu')} · {_params(message['params'])}", plain_only=True)
-        elif event == "epoch":
-            self.running.setdefault(number, {"params": {}, "epochs": "?", "worker": "?"}).update(message)
-            self._say(f"trial {number} epoch {message['epoch']}/{self.running[number].get('epochs', '?')} · "
-                      f"bleu4 {message[names.TEST_BLEU]:.3f} · "
-                      f"gaussian (distinct) {message[names.TEST_GAUSSIAN_UNIQUE]:.2f}",
-                      plain_only=True)
+    def handle(self, message: contract.Message) -> None:
+        """One worker message."""
+        number = message.trial
+        if isinstance(message, contract.TrialStarted):
+            self.running[number] = {"worker": message.worker, "device": message.device, "params": message.params,
+                                    "epochs": message.epochs, "epoch": 0}
+            self._say(f"trial {number} started · worker {message.worker} (pid {message.pid}) · "
+                      f"{message.device} · {_params(message.params)}", plain_only=True)
+        elif isinstance(message, contract.EpochDone):
+            row = self.running.setdefault(number, {"params": {}, "epochs": "?", "worker": "?"})
+            row.update(epoch=message.epoch, bleu4=message.bleu4, gaussian_unique=message.gaussian_unique)
+            self._say(f"trial {number} epoch {message.epoch}/{row.get('epochs', '?')} · bleu4 {message.bleu4:.3f} · "
+                      f"gaussian (distinct) {message.gaussian_unique:.2f}", plain_only=True)
         else:
             self.running.pop(number, None)
-            self._count(message["state"], message.get(contract.STATUS), number, message.get("values"))
-            figures = (f" · bleu4 {message[SHOWN[0]]:.3f} · gaussian (distinct) {message[SHOWN[1]]:.2f}"
-                       if SHOWN[0] in message else "")
-            cause = message.get(contract.DIVERGENCE_CAUSE) or message.get(contract.ERROR)
-            self._say(f"trial {number} {message['state']} ({message[contract.STATUS]}){figures} · "
-                      f"{message['seconds']:.1f} s" + (f" · {cause}" if cause else ""))
+            attrs = message.attrs
+            self._count(message.state, attrs.get(contract.STATUS), number, message.values)
+            figures = (f" · bleu4 {attrs[SHOWN[0]]:.3f} · gaussian (distinct) {attrs[SHOWN[1]]:.2f}"
+                       if SHOWN[0] in attrs else "")
+            cause = attrs.get(contract.DIVERGENCE_CAUSE) or attrs.get(contract.ERROR)
+            self._say(f"trial {number} {message.state} ({attrs[contract.STATUS]}){figures} · "
+                      f"{message.seconds:.1f} s" + (f" · {cause}" if cause else ""))
 
     def say(self, text: str) -> None:
         self._say(text)
@@ -91,8 +92,8 @@ class Board:
             table.add_row(str(number), str(row.get("worker")), str(row.get("device", "-")),
                           _params(row.get("params", {})),
                           f"{row.get('epoch', 0)}/{row.get('epochs', '?')}",
-                          f"{row[names.TEST_BLEU]:.3f}" if names.TEST_BLEU in row else "-",
-                          f"{row[names.TEST_GAUSSIAN_UNIQUE]:.2f}" if names.TEST_GAUSSIAN_UNIQUE in row else "-")
+                          f"{row['bleu4']:.3f}" if "bleu4" in row else "-",
+                          f"{row['gaussian_unique']:.2f}" if "gaussian_unique" in row else "-")
         return Group(Text(self.headline(), style="bold"), table)
 
 
@@ -136,7 +137,4 @@ def ui_command(tracking_uri: str, experiment_id: str | None = None) -> str:
 
 
 def _params(params: dict[str, Any]) -> str:
-    def short(value: Any) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    return " ".join(str(value) if key == BLOCKS_KEY else f"{key}={short(value)}" for key, value in params.items())
+    return " ".join(str(value) if key == BLOCKS_KEY else f"{key}={fmt_value(value)}" for key, value in params.items())

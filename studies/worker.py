@@ -38,7 +38,7 @@ from studies.queue.claim import claim
 from studies.queue.storage import is_rdb, open_storage
 from studies.spec import Spec, config_key
 
-Send = Callable[..., None]
+Send = Callable[[contract.Message], None]
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def main(job: Job, conn: Connection) -> None:
     client = job.study_run.client()
     cache: dict[str, Data] = {}
 
-    def send(**message: Any) -> None:
+    def send(message: contract.Message) -> None:
         try:
             conn.send(message)
         except OSError:  # the parent is gone; the study state is in storage anyway
@@ -175,8 +175,8 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
     try:
         config = job.spec.config_for(params)
         device = describe(resolve_device(config.train.device))
-        send(event="start", trial=trial.number, worker=job.index, pid=os.getpid(), params=params,
-             epochs=config.train.epochs, device=device)
+        send(contract.TrialStarted(trial=trial.number, worker=job.index, pid=os.getpid(), params=params,
+                                   epochs=config.train.epochs, device=device))
         key = config_key(config)
         trial.set_user_attr(contract.CONFIG_KEY, key)
         trial.set_user_attr(contract.SEED, config.train.seed)
@@ -216,8 +216,8 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
     for name, value in attrs.items():
         trial.set_user_attr(name, value)
     trial.study.tell(trial, outcome.values, state=outcome.state)
-    send(event="end", trial=trial.number, state=outcome.state.name, values=outcome.values,
-         seconds=time.perf_counter() - started, **attrs)
+    send(contract.TrialEnded(trial=trial.number, state=outcome.state.name, values=outcome.values,
+                             seconds=time.perf_counter() - started, attrs=attrs))
     if interrupted:
         raise KeyboardInterrupt
     return outcome
@@ -270,8 +270,8 @@ class _EpochHook:
     def __call__(self, record: EpochRecord) -> bool:
         self.log(record)
         metrics = record.metrics
-        self.send(event="epoch", trial=self.trial.number, epoch=record.epoch,
-                  **{key: metrics[key] for key in (names.TEST_BLEU, names.TEST_GAUSSIAN_UNIQUE)})
+        self.send(contract.EpochDone(trial=self.trial.number, epoch=record.epoch, bleu4=metrics[names.TEST_BLEU],
+                                     gaussian_unique=metrics[names.TEST_GAUSSIAN_UNIQUE]))
         if self.objective == "pareto":
             return False
         self.trial.report(checkpoint_values(metrics, objective=self.objective)[0], record.epoch)
