@@ -6,8 +6,10 @@ key path (``cvae.errors.describe_validation_error``). Files are read by ``cvae.c
 
 from __future__ import annotations
 
+import functools
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -204,3 +206,38 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[dotted] = value
     return out
+
+
+@functools.cache
+def schema_fields() -> dict[str, Any]:
+    """The schema walked once: every dotted key (`kl`, `kl.beta_max`, ...) -> a section's model class, or a field's
+    annotation. Every reader of the schema (search dimensions, block settings, params read back from MLflow) uses
+    this walk."""
+    out: dict[str, Any] = {}
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                out[f"{prefix}{name}"] = annotation
+                walk(annotation, f"{prefix}{name}.")
+            else:
+                out[f"{prefix}{name}"] = annotation
+
+    walk(ExperimentConfig, "")
+    return out
+
+
+def is_section(annotation: Any) -> bool:
+    """Whether a ``schema_fields`` entry is a section (a model) rather than a field."""
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def scalar_type(annotation: Any) -> type:
+    """The Python type a field's value has: `float | None` -> float, `Literal["gru", "lstm"]` -> str."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return type(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return scalar_type(next(a for a in get_args(annotation) if a is not type(None)))
+    return annotation if isinstance(annotation, type) else str

@@ -5,18 +5,16 @@ runs asked for. Reads only; the store is checked first by ``studies.preflight.ch
 from __future__ import annotations
 
 import difflib
-import types
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
-from pydantic import BaseModel
 
 from cvae import names
-from cvae.config import ExperimentConfig, flatten
+from cvae.config import ExperimentConfig, flatten, is_section, scalar_type, schema_fields
 from cvae.errors import UserError
 from cvae.scoring import DEFAULT_OBJECTIVE, FINISHED, Status
 from studies import contract
@@ -170,25 +168,7 @@ def _int(value: Any) -> float | int:
 
 def param_types() -> dict[str, type]:
     """Dotted ExperimentConfig key -> scalar Python type of its field (`float | None` -> float)."""
-    def walk(model: type[BaseModel], prefix: str) -> dict[str, type]:
-        out: dict[str, type] = {}
-        for name, info in model.model_fields.items():
-            annotation = info.annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                out.update(walk(annotation, f"{prefix}{name}."))
-            else:
-                out[f"{prefix}{name}"] = _scalar(annotation)
-        return out
-    return walk(ExperimentConfig, "")
-
-
-def _scalar(annotation: Any) -> type:
-    origin = get_origin(annotation)
-    if origin is Literal:
-        return type(get_args(annotation)[0])
-    if origin in (Union, types.UnionType):
-        return _scalar(next(a for a in get_args(annotation) if a is not type(None)))
-    return annotation if isinstance(annotation, type) else str
+    return {key: scalar_type(annotation) for key, annotation in schema_fields().items() if not is_section(annotation)}
 
 
 def cast_params(frame: pd.DataFrame) -> pd.DataFrame:

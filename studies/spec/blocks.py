@@ -8,7 +8,7 @@ import itertools
 import math
 from typing import Any
 
-from cvae.config import ExperimentConfig, flatten
+from cvae.config import ExperimentConfig, is_section, schema_fields
 from cvae.configfile import set_dotted
 from cvae.errors import ConfigError
 from studies.spec.schema import BLOCKS_KEY, MAX_BLOCK_CONFIGS, SETTING_KEY, Block, config_key
@@ -72,7 +72,7 @@ def _setting_dimension(space: Space, *, base_tree: dict[str, Any], where: str) -
             raise ConfigError(f"{where}.choices[{i}]: expected a mapping of dotted config keys, e.g. "
                               f"{{kl.beta_max: 1.0, model.mu_bn: null}}; got {value!r}")
         for key in value:
-            known = flatten(ExperimentConfig().model_dump())
+            known = [name for name, annotation in schema_fields().items() if not is_section(annotation)]
             if key not in known:
                 close = difflib.get_close_matches(str(key), list(known), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cvae.config import ExperimentConfig, flatten
+from cvae.config import ExperimentConfig, flatten, is_section, schema_fields
 from cvae.configfile import set_dotted
 from cvae.errors import ConfigError, describe_validation_error
 
@@ -128,20 +128,8 @@ class Dimension:
 
 def _schema_at(key: str) -> tuple[type[BaseModel] | None, Any]:
     """(section model, None) when ``key`` names a config section, (None, annotation) for a field; KeyError else."""
-    model: type[BaseModel] = ExperimentConfig
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        field = model.model_fields.get(part)
-        if field is None:
-            raise KeyError(key)
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-            continue
-        if i != len(parts) - 1:
-            raise KeyError(key)
-        return None, annotation
-    return model, None
+    annotation = schema_fields()[key]
+    return (annotation, None) if is_section(annotation) else (None, annotation)
 
 
 def _number_kind(annotation: Any) -> str | None:
