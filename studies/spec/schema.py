@@ -9,7 +9,7 @@ import json
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from cvae.config import ExperimentConfig
 from cvae.configfile import build_config, set_dotted
+from cvae.errors import ConfigError
 from cvae.scoring import DEFAULT_OBJECTIVE, OBJECTIVES
 from studies.contract import Phase
 from studies.spec.space import SEED_KEY, Dimension, Space
@@ -173,6 +174,8 @@ class Spec:
     only: tuple[dict[str, Any], ...] | None = None
     """The configurations to train, when not the whole grid (a confirmation: the search's top ones)."""
     phase: Phase = Phase.SEARCH
+    _built: dict[str, ExperimentConfig] = field(default_factory=dict, compare=False, repr=False)
+    """Each configuration's experiment, built once (``config_for``)."""
     """`search`, or `confirm` for the retraining of the top configurations on fresh seeds."""
 
     @property
@@ -216,13 +219,21 @@ class Spec:
         return tuple(name for dim in self.space if dim.key in params for name in dim.blocks_of(params[dim.key]))
 
     def config_for(self, params: dict[str, Any]) -> ExperimentConfig:
-        """The experiment of one trial: base config + what each searched value sets + ``train.seed``."""
-        tree = copy.deepcopy(self.base_tree)
-        for dim in self.space:
-            for key, value in dim.assignments(params[dim.key]).items():
-                set_dotted(tree, key, value)
-        set_dotted(tree, SEED_KEY, params[SEED_KEY])
-        return build_config(tree, source=f"{self.path} (trial params {params})")
+        """The experiment of one trial: base config + what each searched value sets + ``train.seed``. Each
+        configuration is built (and validated) once; its seeds are copies that differ in ``train.seed`` alone."""
+        searched = {dim.key: params[dim.key] for dim in self.space}
+        key = json.dumps(searched, sort_keys=True, default=str)
+        config = self._built.get(key)
+        if config is None:
+            tree = copy.deepcopy(self.base_tree)
+            for dim in self.space:
+                for dotted, value in dim.assignments(searched[dim.key]).items():
+                    set_dotted(tree, dotted, value)
+            config = self._built[key] = build_config(tree, source=f"{self.path} (trial params {params})")
+        seed = params[SEED_KEY]
+        if not isinstance(seed, int) or isinstance(seed, bool):  # Optuna hands back what was enqueued
+            raise ConfigError(f"{self.path}: key train.seed: expected an integer seed, got {seed!r}")
+        return config.model_copy(update={"train": config.train.model_copy(update={"seed": seed})})
 
     @property
     def digest(self) -> str:
