@@ -56,6 +56,26 @@ def add_tracking_argument(parser: argparse.ArgumentParser) -> None:
                         help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI})")
 
 
+def study_tags(*, study: str, objective: str, rank_by: str, spec_path: Path | str, storage: str) -> dict[str, str]:
+    """The tags of a study's parent run."""
+    return {contract.TAG_ROLE: contract.ROLE_STUDY, contract.TAG_STUDY: study, contract.TAG_OBJECTIVE: objective,
+            contract.TAG_RANK_BY: rank_by, contract.TAG_SPEC: str(spec_path), contract.TAG_STORAGE: redact(storage)}
+
+
+def trial_tags(*, parent_run_id: str | None, study: str, number: int, key: str, seed: int, phase: Phase,
+               blocks: tuple[str, ...] = (), device: str | None = None) -> dict[str, str]:
+    """The tags a trial's child run is created with (its outcome's tags come with ``finish_trial``)."""
+    tags = {contract.TAG_ROLE: contract.ROLE_TRIAL, contract.TAG_STUDY: study, contract.TAG_TRIAL_NUMBER: str(number),
+            contract.TAG_CONFIG_KEY: key, contract.TAG_SEED: str(seed), contract.TAG_PHASE: phase}
+    if parent_run_id:
+        tags[contract.TAG_PARENT] = parent_run_id
+    if blocks:
+        tags[contract.TAG_BLOCKS] = contract.blocks_tag(blocks)
+    if device:
+        tags[contract.TAG_DEVICE] = device
+    return tags
+
+
 def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Path, storage: str,
                 rank_by: str = "mean") -> StudyRun:
     """Get or create the experiment and the parent run (RUNNING again on resume); creates the DB schema."""
@@ -68,8 +88,7 @@ def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Pat
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment_id)
     client.set_experiment_tag(experiment_id, *contract.EXPERIMENT_KIND)
-    tags = {contract.TAG_ROLE: contract.ROLE_STUDY, contract.TAG_STUDY: study, contract.TAG_OBJECTIVE: objective,
-            contract.TAG_RANK_BY: rank_by, contract.TAG_SPEC: str(spec_path), contract.TAG_STORAGE: redact(storage)}
+    tags = study_tags(study=study, objective=objective, rank_by=rank_by, spec_path=spec_path, storage=storage)
     found = client.search_runs([experiment_id], filter_string=contract.ROLE_FILTER.format(role=contract.ROLE_STUDY),
                                max_results=1)
     if found:
@@ -127,13 +146,8 @@ def start_trial(client: MlflowClient, *, study_run: StudyRun, number: int, confi
                 device: str | None = None) -> str:
     """Create the child run of trial ``number`` (named ``name``, default `trial-N`) with its tags and every config
     field as a param; ``phase`` is `search` or `confirm` (retrained on fresh seeds); ``device`` where it trains."""
-    tags = {contract.TAG_PARENT: study_run.parent_run_id, contract.TAG_ROLE: contract.ROLE_TRIAL,
-            contract.TAG_STUDY: study_run.study, contract.TAG_TRIAL_NUMBER: str(number), contract.TAG_CONFIG_KEY: key,
-            contract.TAG_SEED: str(config.train.seed), contract.TAG_PHASE: phase}
-    if blocks:
-        tags[contract.TAG_BLOCKS] = contract.blocks_tag(blocks)
-    if device:
-        tags[contract.TAG_DEVICE] = device
+    tags = trial_tags(parent_run_id=study_run.parent_run_id, study=study_run.study, number=number, key=key,
+                      seed=config.train.seed, phase=phase, blocks=blocks, device=device)
     run_id = client.create_run(study_run.experiment_id, run_name=name or f"trial-{number}", tags=tags).info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in config.flat().items()])
     return run_id
