@@ -117,17 +117,29 @@ def check_storage(target: str, *, tracking_uri: str | None = None) -> None:
         _check_journal(path, shown=shown)
 
 
+JOURNAL_RECORD_START = b'{"op_code":'
+"""How every record of an Optuna journal begins (one JSON object a line)."""
+
+
 def _check_journal(path: Path, *, shown: str) -> None:
-    """An existing journal's first line is an Optuna journal record (a JSON object with an `op_code`)."""
+    """Every line of an existing journal is an Optuna journal record (a JSON object with an `op_code`), except a
+    last one a crash cut short while it was appended (no newline yet, the start of a record), which
+    ``studies.queue.storage.repair_journal`` drops when the study opens. Reads only."""
     with path.open("rb") as handle:
-        first = handle.readline(65536)
-    try:
-        record = json.loads(first)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or "op_code" not in record:
-        raise ConfigError(f"--storage {shown}: line 1: not an Optuna journal (its records are JSON lines); "
-                          f"{OWN_STORAGE}")
+        for number, line in enumerate(handle, start=1):
+            if not line.endswith(b"\n"):  # the last line, torn
+                fragment = line[:len(JOURNAL_RECORD_START)]
+                if JOURNAL_RECORD_START.startswith(fragment) or line.startswith(JOURNAL_RECORD_START):
+                    return
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or "op_code" not in record:
+                what = ("not an Optuna journal (its records are JSON lines)" if number == 1 else
+                        "not an Optuna journal record: the journal is damaged in the middle (a record written over "
+                        "one a crash cut short?); restore it from a copy, or start another study")
+                raise ConfigError(f"--storage {shown}: line {number}: {what}; {OWN_STORAGE}")
 
 
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")

@@ -40,7 +40,7 @@ from studies.display import Board, summary, ui_command
 from studies.preflight import check_data, check_devices, check_storage
 from studies.queue.claim import pending, prepare
 from studies.queue.locks import FileLock, study_lock
-from studies.queue.storage import default_journal, is_rdb, lock_path, open_storage, storage_label
+from studies.queue.storage import default_journal, is_rdb, lock_path, open_storage, repair_journal, storage_label
 from studies.queue.trials import open_study, ranked_configurations, trial_params
 from studies.spec import SEED_KEY, Spec, load_spec
 
@@ -164,6 +164,9 @@ def run_phase(*, spec: Spec, storage: str, tracking_uri: str, console: Console,
     """One Optuna study (the search, or its confirmation) trained to the end: -> (exit status, study, parent run).
     Both phases log to one MLflow experiment and parent run, named after the search."""
     label = storage_label(storage)
+    if not is_rdb(storage) and (dropped := repair_journal(Path(storage))):
+        console.print(f"journal {label}: dropped its last record, cut short by a crash ({dropped} bytes); the trial "
+                      "it belonged to is trained again", markup=False)
     opened = open_storage(storage, heartbeat=spec.settings.heartbeat if is_rdb(storage) else None)
     claim_lock = lock_path(storage=storage, study=spec.name, kind="claim")
     with study_lock(opened, spec.name, fallback=claim_lock):  # machines starting at once: one study, one parent run

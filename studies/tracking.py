@@ -109,32 +109,38 @@ def end_study(study_run: StudyRun, *, status: str) -> None:
 WORKER_DIED = ("its worker died (the process was killed or its machine lost) before the trial ended; the trial was "
                "failed in Optuna and enqueued again")
 """``cvae.error`` of a run whose trial Optuna failed for a dead worker."""
+OUTCOME_LOST = ("its run ended, but its outcome never reached the Optuna study (the worker died before telling it, or "
+                "a crash cut the study journal's last record short); the trial was failed and enqueued again")
+"""``cvae.error`` of a finished run whose trial Optuna failed: it is trained again, so this run is not counted."""
 
 
 def reconcile(study_run: StudyRun, *, failed: Collection[int], phase: str) -> int:
     """The one reconciliation of MLflow with Optuna: every child run of ``phase`` (`search` or `confirm`) still
-    RUNNING whose trial Optuna has failed (its ``optuna.trial_number`` in ``failed``) is tagged as a failed trial
-    and ended FAILED; -> how many. Optuna fails a trial for a dead worker (a journal study's resume fails what was
-    left RUNNING; an RDB study's heartbeat fails what stopped beating, on any machine). Safe while other machines
-    run trials: a live worker ends its run before it tells Optuna, so a live run's trial is never FAIL (and each
-    run is read again just before it is marked)."""
+    RUNNING, or FINISHED, whose trial Optuna has failed (its ``optuna.trial_number`` in ``failed``) is tagged as a
+    failed trial and ended FAILED; -> how many. Optuna fails a trial for a dead worker (a journal study's resume
+    fails what was left RUNNING; an RDB study's heartbeat fails what stopped beating, on any machine); a FINISHED
+    run of such a trial is one whose outcome never reached Optuna, and it is trained again, so it is counted once.
+    Safe while other machines run trials: a live worker ends its run before it tells Optuna, so a live run's trial
+    is never FAIL (and each run is read again just before it is marked)."""
     if not failed:
         return 0
     client = study_run.client()
-    running = client.search_runs([study_run.experiment_id], max_results=5000,
-                                 filter_string=f"{contract.ROLE_FILTER.format(role=contract.ROLE_TRIAL)} and "
-                                               f"attributes.status = 'RUNNING' and tags.`{contract.TAG_PHASE}` = "
-                                               f"'{phase}'")
+    runs = client.search_runs([study_run.experiment_id], max_results=5000,
+                              filter_string=f"{contract.ROLE_FILTER.format(role=contract.ROLE_TRIAL)} and "
+                                            f"tags.`{contract.TAG_PHASE}` = '{phase}'")
     numbers = set(failed)
-    return sum(_fail_run(client, run.info.run_id, error=WORKER_DIED) for run in running
-               if run.data.tags.get(contract.TAG_TRIAL_NUMBER, "").isdigit()
+    return sum(_fail_run(client, run.info.run_id) for run in runs
+               if run.info.status in ("RUNNING", "FINISHED")
+               and run.data.tags.get(contract.TAG_TRIAL_NUMBER, "").isdigit()
                and int(run.data.tags[contract.TAG_TRIAL_NUMBER]) in numbers)
 
 
-def _fail_run(client: MlflowClient, run_id: str, *, error: str) -> bool:
-    """Tag a child run as a failed trial and end it FAILED, unless it has ended meanwhile; -> done."""
-    if client.get_run(run_id).info.status != "RUNNING":
+def _fail_run(client: MlflowClient, run_id: str) -> bool:
+    """Tag a child run as a failed trial and end it FAILED, unless it has failed meanwhile; -> done."""
+    status = client.get_run(run_id).info.status
+    if status not in ("RUNNING", "FINISHED"):
         return False
+    error = WORKER_DIED if status == "RUNNING" else OUTCOME_LOST
     client.log_batch(run_id, tags=[RunTag(contract.TAG_STATE, "FAIL"), RunTag(contract.TAG_STATUS, Status.FAILED),
                                    RunTag(contract.TAG_ERROR, error)])
     client.set_terminated(run_id, status="FAILED")

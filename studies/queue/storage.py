@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -63,3 +64,30 @@ def lock_path(*, storage: str, study: str, kind: str) -> Path:
     """A lock file outside the project, one per (storage, study) and kind (`run` or `claim`)."""
     digest = hashlib.sha256(f"{storage_label(storage)}\n{study}".encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / "cvae-studies" / f"{digest}.{kind}.lock"
+
+
+def repair_journal(path: Path) -> int:
+    """Drop a torn last record of a journal file: one a crash or a full disk cut short while it was appended (its
+    line has no newline yet). Optuna's reader skips such a line, but its next append would be glued onto it, and that
+    line then breaks every later read of the study. Under the journal's own lock, so a record being written now
+    is never taken for a torn one; -> the bytes dropped (0 for a sound journal)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    with FileLock(path.with_name(path.name + ".lock")), path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return 0
+        keep, end = 0, size
+        while end > 0:  # the last newline, read backwards a block at a time
+            start = max(0, end - 65536)
+            handle.seek(start)
+            at = handle.read(end - start).rfind(b"\n")
+            if at >= 0:
+                keep = start + at + 1
+                break
+            end = start
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+        return size - keep
