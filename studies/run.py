@@ -34,7 +34,8 @@ from rich.live import Live
 from cvae.cli import ArgumentParser, add_set_argument, check_output, run_command
 from cvae.device import assign_gpus
 from cvae.errors import ConfigError
-from studies import preflight, secrets, tracking, worker
+from cvae.scoring import Status
+from studies import contract, preflight, secrets, tracking, worker
 from studies.contract import Phase
 from studies.display import Board, summary, ui_command
 from studies.preflight import check_data, check_devices, check_storage
@@ -44,6 +45,8 @@ from studies.queue.storage import default_journal, is_rdb, lock_path, open_stora
 from studies.queue.trials import open_study, ranked_configurations, trial_params
 from studies.spec import SEED_KEY, Spec, load_spec
 
+CRASHES_SHOWN = 5
+"""Failed (crashed) trials listed, with where their traceback is, at the end of a phase."""
 LOG_WIDTH = 140
 """Columns of the output when it goes to a file or a pipe (rich would fold the summary table at 80)."""
 
@@ -197,6 +200,13 @@ def run_phase(*, spec: Spec, storage: str, tracking_uri: str, console: Console,
     if is_rdb(storage):  # trials failed by heartbeat while this machine's workers ran
         tracking.reconcile(study_run, failed=_failed(study), phase=spec.phase)
     board.say(board.headline())
+    crashed = [t for t in study.get_trials(deepcopy=False)
+               if t.user_attrs.get(contract.STATUS) == Status.FAILED and t.user_attrs.get(contract.ERROR)]
+    for trial in crashed[:CRASHES_SHOWN]:  # where each crash's traceback is (its run's traceback.txt)
+        board.say(f"trial {trial.number} failed: {trial.user_attrs[contract.ERROR]}")
+    if len(crashed) > CRASHES_SHOWN:
+        board.say(f"... and {len(crashed) - CRASHES_SHOWN} more failed trial(s): see the runs tagged "
+                  f"{contract.TAG_STATUS}=failed in MLflow")
     return code, study, study_run
 
 

@@ -166,8 +166,10 @@ def log_epoch(client: MlflowClient, *, run_id: str, record: EpochRecord) -> None
 
 
 def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | None, config: ExperimentConfig | None,
-                 state: str, status: str, run_status: str, error: str | None, wall_time_s: float) -> None:
-    """Final tags, `best/*` and `run/*` metrics, artifacts; then end the run with ``run_status``."""
+                 state: str, status: str, run_status: str, error: str | None, wall_time_s: float,
+                 trace: str | None = None) -> None:
+    """Final tags, `best/*` and `run/*` metrics, artifacts (a crash's full ``trace`` as ``TRACEBACK_ARTIFACT``);
+    then end the run with ``run_status``."""
     tags = {contract.TAG_STATE: state, contract.TAG_STATUS: status}
     metrics = {contract.RUN_WALL_TIME: wall_time_s}
     if error:
@@ -203,6 +205,8 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
         with tempfile.TemporaryDirectory(prefix="cvae-trial-") as tmp:
             folder = Path(tmp)
             (folder / "config.yaml").write_text(dump_config(config))
+            if trace:
+                (folder / contract.TRACEBACK_ARTIFACT).write_text(scrub(trace))
             if result is not None and result.samples:
                 (folder / "samples.json").write_text(json.dumps(result.samples, indent=1))
             if result is not None and result.state_dict is not None:

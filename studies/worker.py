@@ -12,8 +12,10 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -170,7 +172,7 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
     objective = job.spec.settings.objective
     trial.set_user_attr(contract.WORKER, f"{socket.gethostname()}:{os.getpid()}")
     config: ExperimentConfig | None = None
-    run_id = result = error = None
+    run_id = result = error = trace = None
     interrupted = False
     try:
         config = job.spec.config_for(params)
@@ -202,14 +204,22 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
         interrupted = True
     except Exception as exc:  # noqa: BLE001 - any error ends this trial as FAIL, never the study
         error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+        trace = traceback.format_exc()
+        if run_id is None:  # no run to keep it in: the worker's stderr, beside the board
+            print(f"trial {trial.number} crashed before its MLflow run was made:\n{secrets.scrub(trace)}",
+                  file=sys.stderr, flush=True)
+        else:
+            error += f" (traceback: artifact {contract.TRACEBACK_ARTIFACT} of MLflow run {run_id})"
     outcome = settle(result=result, error=error, objective=objective, interrupted=interrupted)
     if run_id is not None:
         try:
             with timer:
                 tracking.finish_trial(client, run_id=run_id, result=result, config=config, state=outcome.state.name,
                                       status=outcome.status, run_status=outcome.run_status, error=outcome.error,
-                                      wall_time_s=time.perf_counter() - started)
+                                      wall_time_s=time.perf_counter() - started, trace=trace)
         except Exception as exc:  # noqa: BLE001 - unrecorded in MLflow: failed, tried again on the next run
+            print(f"trial {trial.number}: recording in MLflow failed:\n{secrets.scrub(traceback.format_exc())}",
+                  file=sys.stderr, flush=True)
             outcome = settle(result=None, error=f"recording in MLflow failed: {exc}"[:500], objective=objective)
     attrs = {**_trial_attrs(result, outcome), contract.TRACKING_S: timer.seconds,
              contract.WALL_S: time.perf_counter() - started}
