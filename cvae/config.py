@@ -19,9 +19,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The repository root: relative data paths that do not exist from the working directory are tried here."""
 
 
+MAX_SEED = 2**32 - 1
+"""Largest seed: every generator a run seeds (Python's, torch's, numpy's in Optuna's samplers) takes 0..2^32-1."""
+MAX_WORD_LENGTH = 64
+"""Longest word (characters) a data file may hold and decoding may emit: English verbs are far shorter."""
+
+
 class _Section(BaseModel):
+    # strict: a value has its field's own type (`true` is no latent size, `"3"` no integer); ints pass for floats
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
-                              allow_inf_nan=False)
+                              allow_inf_nan=False, strict=True)
 
 
 class DataConfig(_Section):
@@ -31,9 +38,9 @@ class DataConfig(_Section):
     """Test conversions: lab 2-column form (tenses by position) or 4-column `src tgt src_tense tgt_tense`."""
     heldout: str | None = Field(default="data/heldout.txt", max_length=1000)
     """Conversions of verbs not in train (4-column form) for generalization BLEU-4; null to skip."""
-    val_pairs: int = Field(default=200, ge=0)
+    val_pairs: int = Field(default=200, ge=0, le=100_000)
     """Validation conversions drawn (seeded by `train.eval_seed`) from train verbs, for checkpoint choice."""
-    max_verbs: int | None = Field(default=None, ge=1)
+    max_verbs: int | None = Field(default=None, ge=1, le=10_000_000)
     """Use only the first N training verbs (for smoke tests); null uses all."""
 
     def resolve(self, name: str) -> Path | None:
@@ -50,13 +57,13 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     rnn: Literal["gru", "lstm"] = "gru"
     """Recurrent cell of encoder and decoder."""
-    hidden_size: int = Field(default=256, ge=1)
+    hidden_size: int = Field(default=256, ge=1, le=8192)
     """RNN hidden state size."""
-    latent_size: int = Field(default=32, ge=1)
+    latent_size: int = Field(default=32, ge=1, le=4096)
     """Size of the latent z."""
-    cond_size: int = Field(default=8, ge=1)
+    cond_size: int = Field(default=8, ge=1, le=4096)
     """Size of the tense (condition) embedding."""
-    embed_size: int = Field(default=256, ge=1)
+    embed_size: int = Field(default=256, ge=1, le=8192)
     """Size of the character embedding."""
     word_dropout: float = Field(default=0.0, ge=0.0, le=1.0)
     """Probability of replacing a decoder input character by UNK during training (Bowman et al. 2016)."""
@@ -69,7 +76,7 @@ class ModelConfig(_Section):
     """BN-VAE (Zhu et al. 2020): batch-normalise the posterior mean per dimension with this fixed scale (a
     learnt shift); every dimension then keeps a KL of at least about scale^2 / 2 nats, so it cannot collapse,
     and the means' spread stays near the prior's. null: no normalisation."""
-    max_length: int = Field(default=25, ge=1)
+    max_length: int = Field(default=25, ge=1, le=MAX_WORD_LENGTH)
     """Longest word greedy decoding may emit (characters, EOS excluded)."""
 
     @model_validator(mode="after")
@@ -86,11 +93,11 @@ class KLConfig(_Section):
     """Largest KL weight (the constant value for `constant`)."""
     beta_start: float = Field(default=0.0, ge=0.0)
     """KL weight at the start of a `monotonic` ramp."""
-    ramp: int = Field(default=10, ge=1)
+    ramp: int = Field(default=10, ge=1, le=10**9)
     """`monotonic`: length of the ramp from beta_start to beta_max, in `unit`s (seed rule: 1000 epochs)."""
     unit: Literal["epoch", "step"] = "epoch"
     """Whether schedules advance per epoch or per optimizer step."""
-    cycles: int = Field(default=4, ge=1)
+    cycles: int = Field(default=4, ge=1, le=10**6)
     """`cyclical`: number of cycles M over the whole run."""
     ratio: float = Field(default=0.5, gt=0.0, le=1.0)
     """`cyclical`: fraction R of each cycle spent ramping up; the rest stays at beta_max."""
@@ -106,7 +113,7 @@ class TeacherForcingConfig(_Section):
     (otherwise it is fed its own previous outputs). Decided once per optimizer step, as the seed did per word."""
     end: float = Field(default=0.5, ge=0.0, le=1.0)
     """`linear`: ratio reached after `decay_epochs` and kept afterwards."""
-    decay_epochs: int = Field(default=20, ge=1)
+    decay_epochs: int = Field(default=20, ge=1, le=10**9)
     """`linear`: epochs to go from `start` to `end`."""
 
 
@@ -128,18 +135,18 @@ class OptimConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(default=30, ge=1)
+    epochs: int = Field(default=30, ge=1, le=100_000)
     """Number of passes over the training words."""
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=1_000_000)
     """Words per optimizer step (1 reproduces the seed's per-word SGD)."""
     cross_tense: bool = False
     """Decode each encoded word as its verb's form in a uniformly drawn tense (the train rows give all four),
     instead of reconstructing it under its own tense: teaches the latent to carry the verb, not the tense."""
     bucket: bool = True
     """Batch words of similar length together (less padding, faster); batches are still drawn in random order."""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     """Seed of every random draw: init, shuffling, teacher forcing, dropout, Gaussian-score noise."""
-    num_threads: int = Field(default=1, ge=1)
+    num_threads: int = Field(default=1, ge=1, le=1024)
     """torch intra-op threads; 1 is fastest for these small models with one process per core."""
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     """Where the model and the data live for the run: `auto` (the first CUDA GPU when there is one, else the CPU),
@@ -157,19 +164,19 @@ class TrainConfig(_Section):
     the epoch, lies nearest to it. Noise between two verbs' codes then decodes to one verb in all four tenses,
     instead of to a different verb per tense (the main way the Gaussian score is lost once the latent matches the
     prior). Costs one more decoder pass a step."""
-    collapse_patience: int | None = Field(default=None, ge=1)
+    collapse_patience: int | None = Field(default=None, ge=1, le=100_000)
     """Collapse detector: stop the run (status `collapsed`) after this many consecutive evaluated epochs past the
     KL warm-up with KL < 0.1 nats or no active unit, or (status `unstable`) with an overflowing latent; null
     trains on. Studies turn it on (3) unless their spec says otherwise."""
-    eval_every: int = Field(default=1, ge=1)
+    eval_every: int = Field(default=1, ge=1, le=100_000)
     """Evaluate (BLEU-4, Gaussian score, latent diagnostics) every N epochs and at the last epoch."""
-    gaussian_samples: int = Field(default=100, ge=1)
+    gaussian_samples: int = Field(default=100, ge=1, le=1_000_000)
     """Noise vectors drawn for the Gaussian score (the lab uses 100)."""
-    select_samples: int = Field(default=400, ge=1)
+    select_samples: int = Field(default=400, ge=1, le=1_000_000)
     """Noise vectors drawn for the checkpoint-choice figure `val/gaussian` (its own draws, apart from the
     reported score's). More than the reported score's 100: a 100-draw figure varies by about +-0.05 from epoch to
     epoch, and choosing the epoch of its largest value would pick that noise."""
-    eval_seed: int = 1234
+    eval_seed: int = Field(default=1234, ge=0, le=MAX_SEED)
     """Seed of the Gaussian-score noise, fixed across epochs so that checkpoints are compared on the same draws."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,24 @@ class StrictLoader(yaml.SafeLoader):
                 first[key] = line
         return super().construct_mapping(node, deep=deep)
 
+
+
+def _yaml_12_scalars(loader: type[yaml.SafeLoader]) -> None:
+    """Plain scalars as YAML 1.2 reads them, not PyYAML's YAML 1.1: only `true`/`false` are booleans (`yes`, `on`,
+    `no`, `off` stay text, so they cannot pass for a number or a flag by accident), and `1e-3` is a number."""
+    replaced = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    loader.yaml_implicit_resolvers = {first: [r for r in resolvers if r[0] not in replaced]
+                                      for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
+                                 list("-+0123456789"))
+    loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+        list("-+0123456789."))
+
+
+_yaml_12_scalars(StrictLoader)
 
 def load_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping (a spec, an experiment) with ``StrictLoader``: the one reader of every YAML file.

@@ -11,11 +11,11 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from cvae.config import ExperimentConfig
+from cvae.config import MAX_SEED, ExperimentConfig
 from cvae.configfile import build_config, set_dotted
 from cvae.errors import ConfigError
 from cvae.scoring import DEFAULT_OBJECTIVE, OBJECTIVES
@@ -48,9 +48,12 @@ SETTING_KEY = "setting"
 BLOCKS_KEY = "blocks"
 """The Optuna param of a blocked design: one choice per configuration, labelled `block: key=value, ...`."""
 
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+"""A seed every generator takes (``cvae.config.MAX_SEED``)."""
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False, strict=True)
 
 
 class Block(_Strict):
@@ -67,9 +70,9 @@ class ConfirmSettings(_Strict):
     """Confirmation on fresh seeds: the winner's curse (a search's best seeds flatter it) is undone by retraining
     the top configurations on seeds the search never used, once the search is done."""
 
-    top: int = Field(default=3, ge=0)
+    top: int = Field(default=3, ge=0, le=1000)
     """Configurations retrained (the top ones that qualify); 0 skips the confirmation."""
-    seeds: list[int] = Field(default=[100, 101, 102], min_length=1)
+    seeds: list[Seed] = Field(default=[100, 101, 102], min_length=1, max_length=1000)
     """Seeds of the confirmation runs; distinct from `study.seeds`."""
 
 
@@ -84,24 +87,24 @@ class StudySettings(_Strict):
     `pareto` (two objectives, BLEU-4 and Gaussian score, both maximised)."""
     sampler: Literal["grid", "tpe", "random"] = "grid"
     """`grid`: every combination of the choices (stepped ranges expand), in order; `tpe` or `random`: Optuna."""
-    trials: int | None = Field(default=None, ge=1)
+    trials: int | None = Field(default=None, ge=1, le=MAX_GRID)
     """Number of configurations, each trained once per seed. Grid: default the whole grid (fewer: a seeded
     random subset); tpe/random: required when there is a search."""
-    seeds: list[int] = Field(default=[0], min_length=1)
+    seeds: list[Seed] = Field(default=[0], min_length=1, max_length=1000)
     """Seeds every configuration is trained with: one Optuna trial per (configuration, seed)."""
     rank_by: Literal["mean", "worst", "mean-std"] = "mean"
     """How a configuration's seeds are summed up to rank it (`cvae.scoring.RANK_BY`): the mean objective, the
     worst seed, or the mean minus the standard deviation (robustness across seeds)."""
     pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
     """Stop unpromising trials early from their per-epoch objective (single objective only)."""
-    workers: int = Field(default=1, ge=1)
+    workers: int = Field(default=1, ge=1, le=256)
     """Worker processes training trials in parallel (each with train.num_threads torch threads)."""
-    sampler_seed: int = 0
+    sampler_seed: int = Field(default=0, ge=0, le=MAX_SEED)
     """Seed of the sampler's draws (tpe/random) and of the subset a partial grid keeps."""
     confirm: ConfirmSettings = ConfirmSettings()
     """After the search: retrain the top configurations on fresh seeds; the winner and its figures come from
     these runs."""
-    heartbeat: int = Field(default=60, ge=1)
+    heartbeat: int = Field(default=60, ge=1, le=86_400)
     """RDB storages (PostgreSQL...): seconds between the heartbeats of a running trial. A trial that misses 3 is
     failed by any other worker of the study, on any machine, and its (configuration, seed) run again. Set when
     the study is created; every machine must then use the same value."""

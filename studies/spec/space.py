@@ -31,7 +31,7 @@ MAX_CHOICES = 10_000
 class Space(BaseModel):
     """One search dimension: `choices`, or a numeric range `low`..`high` (with `log` or `step`)."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, strict=True)
 
     choices: list[Any] | None = None
     """Values to try; for a config section (e.g. `kl`), mappings of several of its keys ("bundles")."""
