@@ -17,6 +17,7 @@ from cvae.configfile import load_config
 from cvae.data import Data
 from cvae.device import resolve_device
 from cvae.errors import ConfigError
+from cvae.resources import check_resources
 from cvae.scoring import Status, run_status
 from cvae.trainer import TRACE_KEYS, EpochRecord, TrainResult, fit
 
@@ -71,6 +72,7 @@ def train(args: argparse.Namespace) -> int:
     """Check everything, train, print the checkpoint's figures (and the divergence, if any), save it."""
     console = Console(stderr=True)
     config = load_config(args.spec, overrides=args.overrides)
+    check_resources(config, source=str(args.spec))
     try:
         resolve_device(config.train.device)
     except ConfigError as exc:

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import sqlalchemy
@@ -23,7 +24,7 @@ from cvae.cli import check_output
 from cvae.configfile import build_config, set_dotted
 from cvae.errors import ConfigError
 from studies.secrets import redact
-from studies.spec import Spec
+from studies.spec import SEED_KEY, Spec
 
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 """Study storages that are databases (any other --storage is a journal file path)."""
@@ -51,6 +52,30 @@ def check_data(spec: Spec) -> None:
             Data.load(config)
         except DataError as exc:
             raise ConfigError(f"{spec.path}: key data: {exc}") from None
+
+
+RESOURCE_CHECK_GRID = 2_000
+"""Grids up to this size have every configuration's resources estimated; larger ones, each searched value's."""
+
+
+def check_resources(spec: Spec, *, memory: int | None = None) -> None:
+    """Every configuration the study may train fits this machine (``cvae.resources``): the base, each searched
+    value on its own (a range at both ends), and every configuration of a grid of up to ``RESOURCE_CHECK_GRID``."""
+    from cvae.resources import check_resources as fits
+
+    seed = spec.settings.seeds[0]
+    candidates: list[dict[str, Any]] = []
+    if spec.grid_size is not None and spec.grid_size <= RESOURCE_CHECK_GRID:
+        candidates = spec.grid_configs()
+    else:
+        base = {dim.key: (dim.choices[0] if dim.kind == "choice" else dim.low) for dim in spec.space}
+        for dim in spec.space:
+            values = dim.choices if dim.kind == "choice" else (dim.low, dim.high)
+            candidates += [{**base, dim.key: value if dim.kind != "int" else int(value)} for value in values]
+    fits(spec.base, source=str(spec.path), memory=memory)
+    for params in candidates:
+        fits(spec.config_for({**params, SEED_KEY: seed}), source=f"{spec.path} (searched values {params})",
+             memory=memory)
 
 
 def check_devices(spec: Spec) -> None:

@@ -77,6 +77,7 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
             overrides.append(f"{key}={json.dumps(value)}")
     spec = load_spec(args.spec, overrides=overrides)
     check_data(spec)
+    preflight.check_resources(spec)
     if not args.create_only:  # this machine trains: it must have the device (a login node need not)
         check_devices(spec)
     storage = str(default_journal(spec.name)) if args.storage is None else args.storage  # '' is refused
