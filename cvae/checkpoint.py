@@ -11,8 +11,9 @@ from typing import Any
 import torch
 
 from cvae.config import ExperimentConfig
-from cvae.errors import UserError
+from cvae.errors import UserError, short_repr
 from cvae.model import CVAE
+from cvae.paths import path_problem
 
 
 class CheckpointError(UserError):
@@ -33,13 +34,18 @@ def save_checkpoint(path: str | Path, *, state_dict: dict[str, torch.Tensor], co
     return path
 
 
-def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[CVAE, ExperimentConfig,
-                                                                                      dict[str, Any]]:
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu",
+                    shown: str | None = None) -> tuple[CVAE, ExperimentConfig, dict[str, Any]]:
     """(model in eval mode on ``device``, its config, the saved payload); a missing or corrupt file is a
-    CheckpointError. Checkpoints hold CPU tensors (``save_checkpoint``), whatever device trained them."""
-    path = Path(path)
+    CheckpointError naming ``shown`` (default: the path; a downloaded artifact names its run instead of the temporary
+    file). Checkpoints hold CPU tensors (``save_checkpoint``), whatever device trained them."""
+    problem = path_problem(str(path))
+    if problem is not None:
+        raise CheckpointError(f"{short_repr(str(path))}: {problem}")
+    path = Path(path).expanduser()
+    shown = shown or str(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{shown}: checkpoint not found")
     try:
         with zipfile.ZipFile(path) as archive:  # torch.load does not check the CRC of what it reads
             if (damaged := archive.testzip()) is not None:
@@ -53,6 +59,6 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, KeyError, TypeError,
             ValueError, OSError) as exc:  # OSError: a truncated file
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable cvae checkpoint ({reason[:160]})") from None
+        raise CheckpointError(f"{shown}: not a readable cvae checkpoint ({reason[:160]})") from None
     model.eval()
     return model, config, payload

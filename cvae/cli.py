@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cvae.errors import ConfigError, UserError, one_line
+from cvae.paths import user_path
 
 FULL_ERROR = "CVAE_FULL_ERROR"
 """Environment variable: `1` prints the full traceback of any error a command meets, a user error too."""
@@ -59,6 +60,9 @@ def check_output(path: Path, *, flag: str, folder: bool = False) -> None:
     shown = str(path) or "''"
     if not str(path).strip():
         raise ConfigError(f"{flag} '': empty path; give a {'folder' if folder else 'file'} path")
+    path = user_path(path, where=flag)
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"{flag} {shown}: is a symbolic link to {os.readlink(path)}, which does not exist")
     if folder and path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {shown}: is an existing file, not a folder; give a new or existing folder")
     if not folder and path.is_dir():

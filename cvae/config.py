@@ -11,8 +11,9 @@ import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cvae.paths import path_problem
 from cvae.scoring import CRITERIA, DEFAULT_OBJECTIVE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,13 @@ class DataConfig(_Section):
     """Validation conversions drawn (seeded by `train.eval_seed`) from train verbs, for checkpoint choice."""
     max_verbs: int | None = Field(default=None, ge=1, le=10_000_000)
     """Use only the first N training verbs (for smoke tests); null uses all."""
+
+    @field_validator("train", "test", "heldout")
+    @classmethod
+    def _a_path(cls, value: str | None) -> str | None:
+        if value is not None and (problem := path_problem(value)) is not None:
+            raise ValueError(f"the path {problem}")
+        return value
 
     def resolve(self, name: str) -> Path | None:
         """Path of the file named by field ``name``: as given if it exists, else under the project root."""

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from cvae.config import PROJECT_ROOT, ExperimentConfig
 from cvae.errors import ConfigError, describe_validation_error, short_repr
+from cvae.paths import user_path
 from cvae.yamlfile import Refused, StrictLoader, load_yaml
 
 
@@ -64,9 +65,9 @@ def load_config(path: str | Path, *, overrides: list[str] | None = None) -> Expe
 
 def find_spec_file(path: str | Path) -> Path:
     """The file as given if it exists, else `experiments/NAME` under the working directory or project root."""
-    given = Path(path)
     if not str(path).strip():
         raise ConfigError("spec '': empty file name; give a YAML file, e.g. smoke.yaml")
+    given = user_path(path, where="spec")
     for candidate in (given, Path("experiments") / given, PROJECT_ROOT / "experiments" / given):
         if candidate.is_file():
             return candidate

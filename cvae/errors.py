@@ -9,14 +9,27 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+LONG_WORD = 60
+"""A word longer than this (a long path, a long value) is what one_line shortens first, to this length."""
 MAX_MESSAGE = 300
 """Longest user-facing error line: a longer one is cut at its end (its start names the file and the key or line)."""
 
 
 def one_line(text: object, *, limit: int = MAX_MESSAGE) -> str:
-    """``text`` on one line (newlines and runs of spaces folded), cut to ``limit`` characters."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    """``text`` on one line (newlines and runs of spaces folded), at most ``limit`` characters. A longer one first
+    loses the middle of its longest words (a long path keeps its start and its end, and the reason stays whole),
+    then, if it must, its end."""
+    words = str(text).split()
+    line = " ".join(words)
+    while len(line) > limit:
+        longest = max(range(len(words)), key=lambda i: len(words[i]))
+        word = words[longest]
+        if len(word) <= LONG_WORD:
+            return line[: limit - 3] + "..."
+        keep = max(len(word) - (len(line) - limit) - 3, LONG_WORD - 3)
+        words[longest] = word[:keep - keep // 3] + "..." + word[len(word) - keep // 3:]
+        line = " ".join(words)
+    return line
 
 
 def short_repr(value: object) -> str:

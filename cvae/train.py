@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,6 +16,7 @@ from cvae.configfile import load_config
 from cvae.data import Data
 from cvae.device import resolve_device
 from cvae.errors import ConfigError
+from cvae.paths import path_arg
 from cvae.resources import check_resources
 from cvae.scoring import Status, run_status
 from cvae.trainer import TRACE_KEYS, EpochRecord, TrainResult, fit
@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(prog="python -m cvae.train", description=__doc__)
     parser.add_argument("spec", help="experiment YAML, as a path or a name under experiments/")
     add_set_argument(parser, example="optim.lr=0.01")
-    parser.add_argument("--save", type=Path, metavar="PATH", help="write the chosen checkpoint here")
+    parser.add_argument("--save", type=path_arg, metavar="PATH", help="write the chosen checkpoint here")
     return parser.parse_args(argv)
 
 

@@ -21,27 +21,15 @@ from cvae import names
 from cvae.config import ExperimentConfig
 from cvae.data import TENSES, Data, make_batch
 from cvae.device import describe, resolve_device
+from cvae.evaluation import evaluate
 from cvae.losses import first_nonfinite, grad_norm, loss_terms, make_optimizer, reconstruction
-from cvae.metrics import (
-    active_units,
-    gaussian_generations,
-    gaussian_score,
-    gaussian_unique,
-    kl_per_dim,
-    mean_bleu4,
-    mutual_information,
-)
-from cvae.model import CVAE, convert
+from cvae.model import CVAE
 from cvae.schedules import kl_weight, lr_factor, teacher_forcing_ratio
 from cvae.scoring import Health, Status
 from cvae.selection import CollapseDetector, Selection
 
 MI_BATCH = 512
 """Words (a fixed, seeded subset) on which mutual information is estimated."""
-
-
-N_SAMPLES = 20
-"""Gaussian generations kept in a result's samples."""
 
 
 BUCKET_POOL = 32
@@ -281,48 +269,10 @@ class Trainer:
         """Per-step figures: the run's first steps, and for a diverged run every kept step up to the last."""
         return [*self.trace_head, *self.trace_tail] if diverged else list(self.trace_head)
 
-    def selection_figures(self, reported: dict[str, float]) -> dict[str, float]:
-        """Figures the checkpoint is chosen on, kept apart from the reported ones: BLEU-4 on the validation
-        pairs, Gaussian score on another noise draw. Without validation pairs the reported figures are used."""
-        cfg = self.config
-        if not self.data.val:
-            return {names.VAL_BLEU: reported[names.TEST_BLEU], names.VAL_GAUSSIAN: reported[names.TEST_GAUSSIAN_UNIQUE]}
-        predictions = convert(self.model, self.data.val)
-        generations = gaussian_generations(self.model.generate, n=cfg.train.select_samples,
-                                           latent_size=cfg.model.latent_size, seed=cfg.train.eval_seed + 1)
-        return {names.VAL_BLEU: mean_bleu4(predictions, [p.target for p in self.data.val]),
-                names.VAL_GAUSSIAN: gaussian_unique(generations, self.data.rows)}
-
-    @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], list[float], dict[str, Any]]:
-        """Test/heldout BLEU-4, Gaussian score and latent diagnostics of the current weights."""
-        cfg = self.config
-        self.model.eval()
-        mu, logvar = self.model.encode(self.chars, self.lengths, self.tenses)  # (N, L)
-        dims = kl_per_dim(mu, logvar)
-        predictions = convert(self.model, self.data.test)
-        generations = gaussian_generations(self.model.generate, n=cfg.train.gaussian_samples,
-                                           latent_size=cfg.model.latent_size, seed=cfg.train.eval_seed)
-        metrics = {
-            names.TEST_BLEU: mean_bleu4(predictions, [p.target for p in self.data.test]),
-            names.TEST_GAUSSIAN: gaussian_score(generations, self.data.rows),
-            names.TEST_GAUSSIAN_UNIQUE: gaussian_unique(generations, self.data.rows),
-            names.LATENT_KL: float(dims.sum()),
-            names.LATENT_LOGVAR_ABSMAX: float(logvar.abs().max()),
-            names.LATENT_ACTIVE_UNITS: float(active_units(mu)),
-            names.LATENT_MUTUAL_INFO: mutual_information(mu[self.mi_index], logvar[self.mi_index],
-                                                         seed=cfg.train.eval_seed),
-        }
-        if self.data.heldout:
-            heldout = convert(self.model, self.data.heldout)
-            metrics[names.HELDOUT_BLEU] = mean_bleu4(heldout, [p.target for p in self.data.heldout])
-        metrics.update(self.selection_figures(metrics))
-        samples = {
-            "test": [{"source": p.source, "target": p.target, "prediction": pred, "from": p.src, "to": p.tgt}
-                     for p, pred in zip(self.data.test, predictions)],
-            "gaussian": [list(g) for g in generations[:N_SAMPLES]],
-        }
-        return metrics, dims.tolist(), samples
+        """Every figure of an evaluated epoch of the current weights (``cvae.evaluation``)."""
+        return evaluate(self.model, config=self.config, data=self.data, words=(self.chars, self.lengths, self.tenses),
+                        mi_index=self.mi_index)
 
 
 def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: Data | None = None,

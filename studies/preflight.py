@@ -23,6 +23,7 @@ import sqlalchemy.pool
 from cvae.cli import check_output
 from cvae.configfile import build_config, set_dotted
 from cvae.errors import ConfigError
+from cvae.paths import user_path
 from studies.secrets import redact
 from studies.spec import SEED_KEY, Spec
 
@@ -114,12 +115,13 @@ def check_storage(target: str, *, tracking_uri: str | None = None) -> None:
         path = sqlite_file(target)
         if path is None:
             raise ConfigError(f"--storage {shown}: expected sqlite:///FILE.db (a file, not in memory)")
+        user_path(path, where="--storage")
         if not path.parent.is_dir():
             raise ConfigError(f"--storage {shown}: folder {path.parent} does not exist")
         if path.is_dir():
             raise ConfigError(f"--storage {shown}: {path} is a folder; {OWN_STORAGE}")
     else:
-        path = Path(target)
+        path = user_path(target, where="--storage")  # `~` is the home folder, as in every path
         if path.is_dir():
             raise ConfigError(f"--storage {shown}: is a folder; give a journal file path or an RDB URL")
     if tracking_db is not None and path.resolve() == tracking_db.resolve():
@@ -203,6 +205,7 @@ def check_tracking_uri(uri: str) -> None:
         path = sqlite_file(uri)
         if path is None:
             raise ConfigError(f"--tracking-uri {shown}: expected sqlite:///FILE.db (a file, not in memory)")
+        user_path(path, where="--tracking-uri")
         if path.is_dir():
             raise ConfigError(f"--tracking-uri {shown}: {path} is a folder; name the database file in it, e.g. "
                               f"sqlite:///{path / 'mlflow.db'}")

@@ -83,6 +83,8 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
     storage = str(default_journal(spec.name)) if args.storage is None else args.storage  # '' is refused
     preflight.check_tracking_uri(args.tracking_uri)
     check_storage(storage, tracking_uri=args.tracking_uri)
+    if not is_rdb(storage):
+        storage = str(Path(storage).expanduser())  # a journal path: `~` is the home folder, as in every path
     preflight.probe_tracking_store(args.tracking_uri)  # unreachable or read-only: exit 2 before anything is made
     if not (args.no_report or args.create_only):  # written once the study is done: checked before it starts
         check_output(Path("reports") / spec.name, flag="report folder", folder=True)

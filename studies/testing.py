@@ -15,8 +15,8 @@ from mlflow.entities import Metric, Param
 
 from cvae.config import ExperimentConfig
 from cvae.names import EPOCH
-from studies import contract
-from studies.contract import BEST_EPOCH, BEST_FIGURES, best
+from studies import contract, tracking
+from studies.contract import BEST_EPOCH, BEST_FIGURES, Phase, best
 from studies.spec import params_key
 
 STEP_KEYS: tuple[str, ...] = tuple(EPOCH)
@@ -97,10 +97,9 @@ def make_trial(*, number: int, overrides: dict[str, Any], seed: int, status: str
     done = {"diverged": diverge_epoch - 1, "pruned": min(2, epochs), "failed": 0}.get(status, epochs)
     history = _curves(status, params, done, rng, gaming) if done else {}
     trial = SyntheticTrial(number=number, params=params, status=status, history=history)
-    trial.tags = {contract.TAG_ROLE: contract.ROLE_TRIAL, contract.TAG_TRIAL_NUMBER: str(number),
-                  contract.TAG_STATE: STATE_OF[status],
-                  contract.TAG_STATUS: status, contract.TAG_CONFIG_KEY: trial.config_key, contract.TAG_SEED: str(seed),
-                  contract.TAG_PHASE: phase}
+    trial.tags = {**tracking.trial_tags(parent_run_id=None, study="", number=number, key=trial.config_key,
+                                        seed=seed, phase=Phase(phase)),
+                  contract.TAG_STATE: STATE_OF[status], contract.TAG_STATUS: status}
     if status == "failed":
         return trial
     if status == "diverged":
@@ -127,9 +126,9 @@ def write_study(*, tracking_uri: str, study: str, trials: list[SyntheticTrial], 
                                              else None)
     parent_id = None
     if parent:
-        run = client.create_run(experiment_id, run_name=study, tags={
-            contract.TAG_ROLE: contract.ROLE_STUDY, contract.TAG_STUDY: study, contract.TAG_OBJECTIVE: objective,
-            contract.TAG_SPEC: f"experiments/{study}.yaml", contract.TAG_STORAGE: f"mlruns/optuna/{study}.journal"})
+        run = client.create_run(experiment_id, run_name=study, tags=tracking.study_tags(
+            study=study, objective=objective, rank_by="mean", spec_path=f"experiments/{study}.yaml",
+            storage=f"mlruns/optuna/{study}.journal"))
         parent_id = run.info.run_id
     now = int(time.time() * 1000)
     for trial in trials:

@@ -28,6 +28,7 @@ from cvae.device import resolve_device
 from cvae.errors import UserError
 from cvae.metrics import gaussian_generations
 from cvae.model import CVAE, convert
+from cvae.paths import path_arg
 from studies import preflight
 from studies.report.analysis import find_best
 from studies.secrets import hide_secrets
@@ -62,7 +63,7 @@ def load_model(*, tracking_uri: str, run: str | None = None, checkpoint: str | P
         except (MlflowException, OSError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UseError(f"run {run}: no {CHECKPOINT_ARTIFACT} artifact to load ({reason[:160]})") from None
-        model, config, _ = load_checkpoint(path, device=where)
+        model, config, _ = load_checkpoint(path, device=where, shown=f"run {run}: artifact {CHECKPOINT_ARTIFACT}")
     return model, config
 
 
@@ -94,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     source = ArgumentParser(add_help=False)
     group = source.add_mutually_exclusive_group(required=True)
     group.add_argument("--run", help="MLflow run id holding checkpoint/model.pt")
-    group.add_argument("--checkpoint", type=Path, help="checkpoint file (cvae.checkpoint format)")
+    group.add_argument("--checkpoint", type=path_arg, help="checkpoint file (cvae.checkpoint format)")
     group.add_argument("--study", help="use the best checkpoint of this study")
     add_tracking_argument(source)
     source.add_argument("--device", default="cpu", choices=DEVICES, metavar="DEVICE",

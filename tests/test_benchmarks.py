@@ -1,12 +1,12 @@
 """The benchmarks run end to end on a tiny model and print the figures they promise (their timings are not
-checked: benchmarks are programs, not timed tests)."""
+checked: benchmarks are programs, not timed tests); the two-study scaling benchmark is in the slow tier
+(tests/slow/test_study_scaling.py)."""
 
 import re
 
-import pytest
 import torch
 
-from benchmarks import study_scaling, throughput, time_to_quality
+from benchmarks import throughput, time_to_quality
 
 TINY = ["--set", "data.max_verbs=20", "--set", "data.val_pairs=10", "--set", "data.heldout=null",
         "--set", "model.hidden_size=16", "--set", "model.embed_size=8", "--set", "model.latent_size=4"]
@@ -32,18 +32,9 @@ def test_time_to_quality_reports_each_seed(capsys):
     assert out.rstrip().splitlines()[-1].startswith("time to quality:")
 
 
-@pytest.mark.slow  # two real studies
-def test_study_scaling_prints_speed_up_and_mlflow_share(capsys):
-    assert study_scaling.main(["--trials", "2", "--epochs", "1", "--verbs", "20"]) == 0
-    out = capsys.readouterr().out
-    assert re.search(r"^1 worker\(s\): 2 trials", out, re.M) and re.search(r"^2 worker\(s\): 2 trials", out, re.M)
-    assert re.search(r"^speed-up, trial span: +[0-9.]+x$", out, re.M)
-    assert len(re.findall(r"^MLflow logging with [12] worker\(s\): .*\([0-9.]+ %\)$", out, re.M)) == 2
-
-
 def test_pruner_replay_compares_every_pruner_on_a_finished_study(tmp_path, capsys):
     from benchmarks import pruners
-    from tests.synthetic_store import scale_trials, write_study
+    from studies.testing import scale_trials, write_study
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     write_study(tracking_uri=uri, study="grid", trials=scale_trials(40, epochs=6))
@@ -61,7 +52,7 @@ def test_pruner_replay_compares_every_pruner_on_a_finished_study(tmp_path, capsy
 
 def test_pruner_replay_refuses_an_unknown_study(tmp_path, capsys):
     from benchmarks import pruners
-    from tests.synthetic_store import demo_trials, write_study
+    from studies.testing import demo_trials, write_study
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     write_study(tracking_uri=uri, study="demo", trials=demo_trials())

@@ -15,6 +15,8 @@ import sqlalchemy
 import sqlalchemy.pool
 from optuna.storages import BaseStorage, RDBStorage
 
+from cvae.errors import ConfigError
+
 LOCKING_DIALECTS = ("postgresql", "mysql", "mariadb")
 """Databases whose own locks serialise the queue across machines."""
 
@@ -29,8 +31,12 @@ class FileLock:
         self._handle: Any = None
 
     def acquire(self, blocking: bool = True) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a")
+        except OSError as exc:  # the lock's folder is a file, or cannot be written
+            raise ConfigError(f"lock file {self.path}: cannot be made ({exc.strerror or type(exc).__name__}); "
+                              f"remove what is at {self.path.parent} or make it a writable folder") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:

@@ -50,7 +50,7 @@ def open_storage(target: str, *, heartbeat: int | None = None,
                     return RDBStorage(target)
                 return RDBStorage(target, heartbeat_interval=heartbeat, grace_period=GRACE * heartbeat,
                                   heartbeat_stale_trial_callback=Requeue(on_stale))
-        path = Path(target).resolve()
+        path = Path(target).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(path.with_name(path.name + ".lock"))  # acquire / release, as Optuna's journal locks
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))  # type: ignore[arg-type]

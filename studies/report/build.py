@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from cvae.cli import ArgumentParser, check_output, run_command
+from cvae.paths import path_arg
 from cvae.scoring import RANK_BY_TEXT, Status
 from studies import contract, preflight
 from studies.contract import Phase
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m studies.report",
                             description="a study's runs in MLflow -> tables, figures, report.md and report.html")
     parser.add_argument("study", help="study name (the MLflow experiment)")
-    parser.add_argument("--out", type=Path, help="output folder (default: reports/<study>/)")
+    parser.add_argument("--out", type=path_arg, help="output folder (default: reports/<study>/)")
     add_tracking_argument(parser)
     args = parser.parse_args(argv)
     hide_secrets(args.tracking_uri)

@@ -26,9 +26,10 @@ from pydantic import BaseModel, ValidationError
 from cvae.config import ExperimentConfig
 from cvae.configfile import find_spec_file, parse_override, set_dotted
 from cvae.errors import ConfigError, describe_validation_error
+from cvae.paths import user_path
 from cvae.yamlfile import load_yaml
 from studies.spec.blocks import blocks_dimension
-from studies.spec.schema import MAX_GRID, NAME_PATTERN, SECTIONS, STUDY_COLLAPSE_PATIENCE, Spec, SpecFile
+from studies.spec.schema import MAX_GRID, MAX_NAME, NAME_PATTERN, SECTIONS, STUDY_COLLAPSE_PATIENCE, Spec, SpecFile
 from studies.spec.space import Dimension, Space, build_dimension
 
 
@@ -62,7 +63,7 @@ def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) 
         raise ConfigError(_describe(err, ExperimentConfig, layers)) from None
     settings = spec_file.study
     name = settings.name or file.stem
-    if settings.name is None and not re.match(NAME_PATTERN, name):
+    if settings.name is None and (not re.fullmatch(NAME_PATTERN, name) or len(name) > MAX_NAME):
         raise ConfigError(f"{file}: key study.name: the file name {name!r} is not a valid study name; set study.name")
     base_tree.setdefault("train", {}).setdefault("collapse_patience", STUDY_COLLAPSE_PATIENCE)
     base = ExperimentConfig.model_validate(base_tree)
@@ -95,6 +96,7 @@ def _read_chain(path: Path, *, seen: tuple[Path, ...]) -> list[tuple[str, dict[s
         return [(str(path), raw)]
     if not isinstance(parent, str) or not parent:
         raise ConfigError(f"{path}: key extends: expected a file name, got {parent!r}")
+    user_path(parent, where=f"{path}: key extends:")
     local = path.parent / parent
     if local.is_file():
         parent_path = local

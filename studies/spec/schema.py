@@ -27,6 +27,8 @@ SECTIONS = tuple(ExperimentConfig.model_fields)
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_NAME = 100
+"""Longest study name (it names a journal file, an MLflow experiment, a report folder)."""
 
 
 MAX_GRID = 1_000_000
@@ -79,7 +81,7 @@ class ConfirmSettings(_Strict):
 class StudySettings(_Strict):
     """How the configurations are chosen, scored and run."""
 
-    name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=100)
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=MAX_NAME)
     """Study name: Optuna study, MLflow experiment and parent run. Default: the spec file's name without .yaml
     (a name set in an extended file is not inherited)."""
     objective: Literal[OBJECTIVES] = DEFAULT_OBJECTIVE  # type: ignore[valid-type]  # pydantic reads the tuple

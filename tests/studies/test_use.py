@@ -15,9 +15,8 @@ from cvae.checkpoint import save_checkpoint
 from cvae.config import ExperimentConfig, ModelConfig
 from cvae.model import CVAE
 from studies import use
-from tests.synthetic_store import make_trial, write_study
-
-ROOT = Path(__file__).resolve().parent.parent
+from studies.testing import make_trial, write_study
+from tests.conftest import ROOT, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +100,17 @@ def test_corrupt_checkpoint_from_the_command_line(checkpoint, tmp_path):
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().count("\n") == 0 and "not a readable cvae checkpoint" in done.stderr
+
+
+def _one_line(err: str) -> str:
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    return err.strip()
+
+
+def test_studies_use_refuses_cuda_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = tiny_config()
+    path = save_checkpoint(tmp_path / "model.pt", state_dict=CVAE(config.model).state_dict(), config=config)
+    code = use.main(["sample", "2", "--checkpoint", str(path), "--device", "cuda"])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and line.startswith("studies.use: error: --device: 'cuda' asked for")

@@ -1,18 +1,15 @@
-"""The trial queue without training: grid enqueueing, draws for tpe/random, resume, and the one state decision."""
+"""studies.queue.claim without training: grid enqueueing, draws for tpe/random, resume after a dead worker."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from optuna.trial import TrialState
 
-from cvae.trainer import TrainResult
-from studies.spec import SEED_KEY, load_spec
 from studies.queue.claim import claim, pending, prepare
-from studies.queue.trials import is_done, open_study, trial_params
 from studies.queue.storage import open_storage
-from studies.worker import settle
+from studies.queue.trials import is_done, open_study, trial_params
+from studies.spec import SEED_KEY, load_spec
 
 
 def items(study) -> list[tuple]:
@@ -96,41 +93,3 @@ def test_random_sampler_prunes_duplicate_draws_of_a_small_space(tmp_path: Path) 
     assert len(items(study)) == 2 and len(set(items(study))) == 2
     duplicates = [t for t in study.get_trials() if t.user_attrs.get("status") == "duplicate"]
     assert all(t.state == TrialState.PRUNED for t in duplicates)
-
-
-def test_resume_refuses_a_study_made_from_another_spec(tmp_path: Path) -> None:
-    from cvae.errors import ConfigError
-
-    storage = open_storage(str(tmp_path / "s.journal"))
-    open_study(spec=load_spec("smoke.yaml"), storage=storage, label="test")
-    with pytest.raises(ConfigError, match="different experiment"):
-        open_study(spec=load_spec("smoke.yaml", overrides=["train.epochs=3"]), storage=storage, label="test")
-
-
-def result(status: str, metrics: dict[str, float] | None = None) -> TrainResult:
-    config = load_spec("smoke.yaml").base
-    return TrainResult(status=status, config=config, best_epoch=1 if metrics else None, metrics=metrics or {},
-                       history=[], state_dict=None, samples={}, steps=3, wall_time_s=0.1)
-
-
-GOOD = {"test/bleu4": 0.6, "test/gaussian": 0.3, "test/gaussian_unique": 0.3, "val/bleu4": 0.6,
-        "val/gaussian": 0.3, "latent/kl": 8.0, "latent/active_units": 8.0, "latent/logvar_absmax": 2.0}
-
-
-@pytest.mark.parametrize("train_result, error, interrupted, expected", [
-    (result("ok", GOOD), None, False, (TrialState.COMPLETE, "weak", "FINISHED", [0.9])),
-    (result("ok", {**GOOD, "test/bleu4": 0.8}), None, False, (TrialState.COMPLETE, "works", "FINISHED", [0.9])),
-    (result("ok", {**GOOD, "latent/kl": 0.01}), None, False, (TrialState.COMPLETE, "collapsed", "FINISHED", [0.9])),
-    (result("ok", {**GOOD, "latent/kl": 200.0, "test/gaussian_unique": 0.0, "val/gaussian": 0.0}), None, False,
-     (TrialState.COMPLETE, "prior_hole", "FINISHED", [0.6])),
-    (result("ok", {**GOOD, "latent/kl": 8e12}), None, False, (TrialState.COMPLETE, "unstable", "FINISHED", [0.9])),
-    (result("collapsed", GOOD), None, False, (TrialState.COMPLETE, "collapsed", "FINISHED", [0.9])),
-    (result("diverged"), None, False, (TrialState.FAIL, "diverged", "FAILED", None)),
-    (result("stopped", GOOD), None, False, (TrialState.PRUNED, "pruned", "FINISHED", None)),
-    (None, "RuntimeError: boom", False, (TrialState.FAIL, "failed", "FAILED", None)),
-    (None, None, True, (TrialState.FAIL, "failed", "KILLED", None)),
-])
-def test_settle_is_the_one_state_decision(train_result, error, interrupted, expected) -> None:
-    outcome = settle(result=train_result, error=error, objective="bleu4+gaussian", interrupted=interrupted)
-    values = None if outcome.values is None else [pytest.approx(v) for v in outcome.values]
-    assert (outcome.state, outcome.status, outcome.run_status, values) == expected

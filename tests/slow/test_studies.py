@@ -20,11 +20,11 @@ from mlflow import MlflowClient
 
 from cvae.checkpoint import load_checkpoint
 from studies import contract
+from tests.conftest import ROOT
 from tests.servers import free_port, stop, wait_healthy
 
 pytestmark = pytest.mark.slow  # real studies in subprocesses: minutes
 
-ROOT = Path(__file__).resolve().parent.parent
 CHILD_TAGS = {"cvae.role", "cvae.study", "optuna.trial_number", "optuna.state", "cvae.status", "cvae.config_key",
               "cvae.seed", "cvae.best_epoch", "mlflow.parentRunId"}
 

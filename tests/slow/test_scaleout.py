@@ -22,13 +22,12 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import unavailable
-from tests.servers import free_port, stop, wait_healthy
 from studies.tracking import WORKER_DIED
+from tests.conftest import ROOT, unavailable
+from tests.servers import free_port, stop, wait_healthy
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=10"
 SECRET = f"pw-{uuid.uuid4().hex[:12]}"
 """A password in every URL the study is given: trust authentication ignores it; it must show up nowhere."""
@@ -201,7 +200,8 @@ def test_three_machines_one_killed_run_every_configuration_once(tmp_path: Path) 
 def test_heartbeat_fails_only_the_dead_trial_and_enqueues_it_once(tmp_path: Path) -> None:
     """Two trials RUNNING: the one whose heartbeat stopped is failed and enqueued again (same params, once),
     its number handed to the hook; the one still beating is left alone."""
-    from studies import study as queue
+    from studies import queue
+    from studies.queue.heartbeat import GRACE, stop_heartbeat
     from studies.spec import load_spec
 
     spec = load_spec("smoke.yaml", overrides=["study.heartbeat=1"])
@@ -214,7 +214,7 @@ def test_heartbeat_fails_only_the_dead_trial_and_enqueues_it_once(tmp_path: Path
             queue.prepare(study=study, spec=spec)
             dead = queue.claim(spec=spec, storage=storage, lock=tmp_path / "lock")
             alive = queue.claim(spec=spec, storage=storage, lock=tmp_path / "lock")  # beats for `alive` only now
-            time.sleep(queue.GRACE + 1.5)
+            time.sleep(GRACE + 1.5)
             with queue.study_lock(storage, spec.name, fallback=tmp_path / "lock"):
                 assert [t.number for t in queue.fail_stale(study)] == [dead.number]
                 assert queue.fail_stale(study) == []
@@ -224,7 +224,7 @@ def test_heartbeat_fails_only_the_dead_trial_and_enqueues_it_once(tmp_path: Path
             assert len(again) == 1 and marked == [[dead.number]]
             assert queue.prepare(study=study, spec=spec) == [] and len(study.get_trials()) == len(trials)
         finally:
-            queue._stop_heartbeat()
+            stop_heartbeat()
             storage.engine.dispose()
 
 

@@ -46,20 +46,18 @@ def render(renderable) -> str:
 def test_board_counts_messages_and_never_calls_a_collapsed_trial_best() -> None:
     out = io.StringIO()
     board = Board(spec=SPEC, trials=[], console=Console(file=out, width=200), live=False)
-    board.handle({"event": "start", "trial": 0, "worker": 1, "pid": 11, "params": {"kl": AE, SEED_KEY: 0},
-                  "epochs": 2, "device": "cpu"})
-    board.handle({"event": "epoch", "trial": 0, "epoch": 1, names.TEST_BLEU: 0.5, names.TEST_GAUSSIAN_UNIQUE: 0.25})
+    board.handle(contract.TrialStarted(trial=0, worker=1, pid=11, params={"kl": AE, SEED_KEY: 0}, epochs=2,
+                                       device="cpu"))
+    board.handle(contract.EpochDone(trial=0, epoch=1, bleu4=0.5, gaussian_unique=0.25))
     assert board.running[0]["epoch"] == 1
     live = render(board)  # the live table (a terminal): one row per running trial
     assert "1/2" in live and "0.500" in live and "0.25" in live
-    board.handle({"event": "end", "trial": 0, "state": "COMPLETE", "values": [1.9], "seconds": 3.0,
-                  contract.STATUS: "collapsed", contract.best(names.TEST_BLEU): 0.9,
-                  contract.best(names.TEST_GAUSSIAN_UNIQUE): 0.01})
-    board.handle({"event": "end", "trial": 1, "state": "COMPLETE", "values": [1.2], "seconds": 3.0,
-                  contract.STATUS: "works", contract.best(names.TEST_BLEU): 0.8,
-                  contract.best(names.TEST_GAUSSIAN_UNIQUE): 0.4})
-    board.handle({"event": "end", "trial": 2, "state": "FAIL", "values": None, "seconds": 1.0,
-                  contract.STATUS: "diverged", contract.DIVERGENCE_CAUSE: "non-finite loss (nan) at epoch 1"})
+    board.handle(contract.TrialEnded(trial=0, state="COMPLETE", values=[1.9], seconds=3.0, attrs={
+        contract.STATUS: "collapsed", contract.best(names.TEST_BLEU): 0.9, contract.best(names.TEST_GAUSSIAN_UNIQUE): 0.01}))
+    board.handle(contract.TrialEnded(trial=1, state="COMPLETE", values=[1.2], seconds=3.0, attrs={
+        contract.STATUS: "works", contract.best(names.TEST_BLEU): 0.8, contract.best(names.TEST_GAUSSIAN_UNIQUE): 0.4}))
+    board.handle(contract.TrialEnded(trial=2, state="FAIL", values=None, seconds=1.0, attrs={
+        contract.STATUS: "diverged", contract.DIVERGENCE_CAUSE: "non-finite loss (nan) at epoch 1"}))
     text = out.getvalue()
     assert "trial 0 started · worker 1 (pid 11)" in text and "trial 0 epoch 1/2 · bleu4 0.500" in text
     assert "trial 0 COMPLETE (collapsed) · bleu4 0.900 · gaussian (distinct) 0.01" in text

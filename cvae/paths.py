@@ -1,0 +1,44 @@
+"""Paths a user gives, by one rule for every path flag and every path field: `~` is the home folder, a file or
+folder name has at most 255 bytes and the whole path at most 4096 (the limits of Linux file systems, where
+``Path.exists()`` itself fails beyond them), and no character is a control character (a newline in a file name
+would end up in a study name, a folder name, a log line)."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+from cvae.errors import ConfigError, short_repr
+
+MAX_NAME_BYTES = 255
+"""Longest file or folder name (bytes, UTF-8)."""
+MAX_PATH_BYTES = 4096
+"""Longest path (bytes, UTF-8)."""
+
+
+def path_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a path here, or None."""
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        bad = next(ch for ch in text if unicodedata.category(ch) == "Cc")
+        return f"holds the control character {bad!r}; a path here is printable text"
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) > MAX_PATH_BYTES:
+        return f"is {len(encoded)} bytes long; a path may have at most {MAX_PATH_BYTES}"
+    longest = max((part for part in encoded.split(b"/")), key=len, default=b"")
+    if len(longest) > MAX_NAME_BYTES:
+        return (f"has a file or folder name of {len(longest)} bytes; a name may have at most {MAX_NAME_BYTES} "
+                f"({short_repr(longest.decode('utf-8', 'replace'))})")
+    return None
+
+
+def user_path(text: str | Path, *, where: str) -> Path:
+    """``text`` as a path (`~` expanded), or a one-line ConfigError `WHERE 'TEXT': why`."""
+    problem = path_problem(str(text))
+    if problem is not None:
+        raise ConfigError(f"{where} {short_repr(str(text))}: {problem}")
+    return Path(text).expanduser()
+
+
+def path_arg(text: str) -> Path:
+    """argparse ``type`` of every path flag: `~` expanded (checked, with the flag's name, by the command)."""
+    return Path(text).expanduser() if path_problem(text) is None else Path(text)
