@@ -1,7 +1,7 @@
 """What a study stores besides the epoch figures (``cvae.names``), defined once: the chosen checkpoint's figures
 and the run's own, as MLflow metrics and Optuna trial attributes, and every trial attribute's name.
 
-docs/tracking-contract.md describes it for people; tests/test_contract.py checks that it names every key here.
+docs/tracking-contract.md describes it for people; tests/studies/test_contract.py checks that it names every key here.
 The writers (``studies.worker``, ``studies.tracking``, ``studies.testing``) and the readers (``studies.queue``,
 ``studies.display``, ``studies.best``, ``studies.report``) import these names; none spells one out.
 """

@@ -258,3 +258,20 @@ def test_blocks_then_confirmation_on_fresh_seeds(tmp_path) -> None:
     again = run_study(tmp_path, str(tmp_path / "blocks.yaml"), "--workers", "2", "--tracking-uri", uri)
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(child_runs(uri, "blocks")[1]) == 9
+
+
+def test_a_configuration_has_one_name_in_the_winner_the_leaderboard_the_run_names_and_the_summary(smoke,
+                                                                                                tmp_path) -> None:
+    from studies.report.build import build_report
+
+    assert smoke.proc.returncode == 0, smoke.proc.stderr[-3000:]
+    _, children = child_runs(smoke.uri, "smoke")
+    names = {run.info.run_name.rsplit(" · s", 1)[0] for run in children}  # a run's name: its configuration's + seed
+    assert len(names) == 2
+    text = (build_report(study="smoke", tracking_uri=smoke.uri, out=tmp_path / "report") / "report.md").read_text()
+    winner = re.search(r"\*\*Winner\*\* \([^)]*\): (.+?): BLEU-4", text)
+    assert winner and winner.group(1) in names
+    board = [line.split(" | ")[1] for line in text.splitlines() if re.match(r"^\| (\d+|–) \| ", line)]
+    assert set(board[:2]) == names  # the leaderboard's configuration column
+    summary = smoke.proc.stdout[smoke.proc.stdout.index("best configurations of smoke"):]
+    assert all(f" {name} " in summary for name in names)  # the closing table
