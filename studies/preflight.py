@@ -110,6 +110,7 @@ def check_storage(target: str, *, tracking_uri: str | None = None) -> None:
         if scheme.split("+", 1)[0] not in RDB_SCHEMES:
             raise ConfigError(f"--storage {shown}: unsupported URL scheme {scheme!r}; use sqlite:///FILE.db, "
                               "postgresql+psycopg://USER@HOST/DB, or a journal file path")
+        _check_url(target, flag="--storage")
         if scheme != "sqlite":
             return
         path = sqlite_file(target)
@@ -169,8 +170,9 @@ def _check_journal(path: Path, *, shown: str) -> None:
                 raise ConfigError(f"--storage {shown}: line {number}: {what}; {OWN_STORAGE}")
 
 
-TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
-"""MLflow stores a study may use; not `file://`, MLflow's deprecated file store (a SQLite file does its job)."""
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
+"""MLflow stores a study may use, each probed before anything is written; not `file://`, MLflow's deprecated file
+store (a SQLite file does its job)."""
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -190,9 +192,27 @@ def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])), {"Authorization": f"Basic {token}"}
 
 
+def _check_url(url: str, *, flag: str) -> None:
+    """A URL Python can parse (brackets, port), and for a database server, its driver installed."""
+    shown = redact(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError as exc:
+        raise ConfigError(f"{flag} {shown}: not a valid URL ({exc})") from None
+    if parts.scheme.split("+", 1)[0] in SERVER_DATABASES:
+        try:
+            sqlalchemy.engine.make_url(url).get_dialect().import_dbapi()
+        except ImportError as exc:
+            raise ConfigError(f"{flag} {shown}: the database driver for {parts.scheme!r} is not installed ({exc}); "
+                              "install it, or use postgresql+psycopg:// (its driver comes with the project)") from None
+        except (ValueError, sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as exc:
+            raise ConfigError(f"{flag} {shown}: not a database URL SQLAlchemy knows ({exc})") from None
+
+
 def check_tracking_uri(uri: str) -> None:
-    """A tracking URI with a known scheme (and, for SQLite, a file path in an existing folder); ConfigError
-    otherwise. Touches nothing."""
+    """A tracking URI with a known scheme (and, for SQLite, a file path in an existing folder; for a database
+    server, its driver installed); ConfigError otherwise. Touches nothing."""
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     shown = redact(uri) or "''"
     if scheme == "file":
@@ -201,6 +221,7 @@ def check_tracking_uri(uri: str) -> None:
     if scheme.split("+", 1)[0] not in TRACKING_SCHEMES:
         raise ConfigError(f"--tracking-uri {shown}: expected sqlite:///FILE.db, postgresql://... or "
                           "http(s)://HOST:PORT")
+    _check_url(uri, flag="--tracking-uri")
     if scheme == "sqlite":
         path = sqlite_file(uri)
         if path is None:
@@ -278,6 +299,21 @@ def _connect(uri: str, scheme: str) -> None:
             pass
     finally:
         engine.dispose()
+
+
+def probe_storage(target: str) -> None:
+    """Reach a study storage on a database server (PostgreSQL, MySQL) before anything is made: a server that does not
+    answer is a one-line ConfigError now, not after the MLflow parent run exists. Changes nothing."""
+    scheme = target.split("://", 1)[0].split("+", 1)[0] if "://" in target else ""
+    if scheme not in SERVER_DATABASES:
+        return
+    try:
+        _connect(target, scheme)
+    except (OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        exc = getattr(exc, "orig", None) or exc
+        reason = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"--storage {redact(target)}: cannot reach the database ({type(exc).__name__}: "
+                          f"{reason})") from None
 
 
 def probe_tracking_store(uri: str, *, write: bool = True) -> None:

@@ -86,6 +86,7 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
     if not is_rdb(storage):
         storage = str(Path(storage).expanduser())  # a journal path: `~` is the home folder, as in every path
     preflight.probe_tracking_store(args.tracking_uri)  # unreachable or read-only: exit 2 before anything is made
+    preflight.probe_storage(storage)
     if not (args.no_report or args.create_only):  # written once the study is done: checked before it starts
         check_output(Path("reports") / spec.name, flag="report folder", folder=True)
     return spec, storage

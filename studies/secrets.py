@@ -4,15 +4,35 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from typing import TextIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
+
+
+def _split(url: str) -> SplitResult | None:
+    """``urlsplit(url)`` for a URL, None for anything else (a journal path, a URL Python cannot parse)."""
+    if "://" not in url:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is where a malformed one raises
+    except ValueError:
+        return None
+    return parts
+
+
+_USERINFO = re.compile(r"(://[^/@:]*):[^/@]*@")
+"""`user:password@` of a URL Python cannot parse (masked as text)."""
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced by `***` (``user:secret@host`` and ``password=`` query values)."""
-    parts = urlsplit(url) if "://" in url else None
+    """The URL with its password replaced by `***` (``user:secret@host`` and ``password=`` query values); a
+    malformed URL has anything between `user:` and `@` masked."""
+    parts = _split(url)
+    if parts is None and "://" in url:
+        return _USERINFO.sub(r"\1:***@", url)
     if parts is not None and parts.password:
         userinfo, host = parts.netloc.rsplit("@", 1)
         url = url.replace(parts.netloc, f"{userinfo.split(':', 1)[0]}:***@{host}", 1)
@@ -31,7 +51,9 @@ def passwords(url: str | None) -> set[str]:
     """The passwords in a URL (``user:secret@host`` and ``password=`` query values), as written and decoded."""
     if not url or "://" not in url:
         return set()
-    parts = urlsplit(url)
+    parts = _split(url)
+    if parts is None:  # malformed: whatever stands where a password would
+        return {m.group(0)[len(m.group(1)) + 1:-1] for m in _USERINFO.finditer(url)} - {""}
     found = {parts.password or ""} | {p.split("=", 1)[1] for p in parts.query.split("&")
                                        if p.lower().startswith("password=")}
     return {form for value in found if value for form in (value, unquote(value)) if form}
