@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import json
+import re
 import sqlite3
 import tempfile
 import urllib.error
@@ -284,6 +286,41 @@ def check_mlflow_database(uri: str, *, write: bool) -> None:
         what = f"holds other tables ({', '.join(sorted(tables)[:4])})" if tables else "holds no tables"
         raise ConfigError(f"--tracking-uri {shown}: {path} {what}, not MLflow's; pass the MLflow database, e.g. "
                           "--tracking-uri sqlite:///mlflow.db")
+    if "alembic_version" in tables:
+        revision = _schema_revision(path)
+        if revision is not None and revision not in mlflow_revisions():
+            raise ConfigError(f"--tracking-uri {shown}: {path} has MLflow schema revision {revision!r}, which this "
+                              f"MLflow ({_mlflow_version()}) does not know: it was made by another MLflow version; "
+                              "use that version, or a new --tracking-uri")
+
+
+def _schema_revision(path: Path) -> str | None:
+    """The alembic revision an MLflow SQLite store is at (read only)."""
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
+
+
+@functools.cache
+def mlflow_revisions() -> frozenset[str]:
+    """Every schema revision the installed MLflow's migrations know (read from its migration files)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or spec.origin is None:
+        return frozenset()
+    folder = Path(spec.origin).parent / "store" / "db_migrations" / "versions"
+    return frozenset(match.group(1) for file in folder.glob("*.py")
+                     for match in [re.search(r'^revision = "([0-9a-f]+)"', file.read_text(), re.M)] if match)
+
+
+def _mlflow_version() -> str:
+    from importlib.metadata import version
+
+    return f"mlflow {version('mlflow')}"
 
 
 SERVER_DATABASES = ("postgresql", "mysql", "mssql")
