@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import random
+import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from cvae.config import ExperimentConfig
+from cvae.config import MAX_WORD_LENGTH, ExperimentConfig
 from cvae.errors import UserError, short_repr
 
 TENSES: tuple[str, ...] = ("sp", "tp", "pg", "p")
@@ -66,17 +67,33 @@ class Pair:
     tgt: int
 
 
+MAX_DATA_BYTES = 64 * 2**20
+"""Largest data file (the lab's train.txt has 30 kB): a larger one is refused before it is read."""
+MAX_LINE_BYTES = 4096
+"""Longest line of a data file (a row is four words)."""
+FIELD_SEPARATOR = re.compile(r"[ \t]+")
+"""Fields are separated by spaces or tabs (any other character, a form feed say, is part of a word)."""
+
+
 def _lines(path: Path) -> list[tuple[int, list[str]]]:
-    """Non-blank lines of ``path`` as (line number, fields); missing or empty file -> DataError."""
+    """Non-blank lines of ``path`` as (line number, fields), read a line at a time with a bounded size; lines are
+    counted as an editor counts them (split on newlines only). A missing, empty or too large file -> DataError."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    rows = [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if (size := path.stat().st_size) > MAX_DATA_BYTES:
+        raise DataError(f"{path}: is {size} bytes, more than the {MAX_DATA_BYTES} a data file may have")
+    rows = []
+    with path.open("rb") as handle:
+        for n, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"{path}:{n}: the line is longer than {MAX_LINE_BYTES} bytes; a row is four words")
+            try:
+                line = (raw.removeprefix(codecs.BOM_UTF8) if n == 1 else raw).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{n}: not UTF-8 text ({exc.reason} at byte {exc.start} of the line)") from None
+            text = line.removesuffix("\n").removesuffix("\r").strip(" \t")
+            if text:
+                rows.append((n, FIELD_SEPARATOR.split(text)))
     if not rows:
         raise DataError(f"{path}: empty file, expected at least one line")
     lineno, first = rows[0]
@@ -89,6 +106,8 @@ def _lines(path: Path) -> list[tuple[int, list[str]]]:
 def word_problem(word: str) -> str | None:
     """Why ``word`` is not a word of the lab's alphabet (lower-case a-z), or None: the one check of a word, for the
     data files and for the words a user types (``studies.use``)."""
+    if len(word) > MAX_WORD_LENGTH:
+        return f"word of {len(word)} characters ({short_repr(word)}); a word may have at most {MAX_WORD_LENGTH}"
     if word and all(ch in LETTERS for ch in word):
         return None
     bad = next((ch for ch in word if ch not in LETTERS), "")

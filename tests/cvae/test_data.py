@@ -49,7 +49,7 @@ def test_four_column_pairs(tmp_path):
         (read_train, "\nsp tp pg p\nwalk walks walking walked\n", "f.txt:2: a header row (sp tp pg p), not data"),
         (read_pairs, "source target sp p\nwalk walked sp p\n", "f.txt:1: a header row (source target sp p)"),
         (read_pairs, "source target\nwalk walked\n", "f.txt:1: a header row (source target)"),
-        (read_train, "walk walks walking walked\njump jumps " + "x" * 10_000 + "\u00e9 jumped\n", "f.txt:2: word 'xxx"),
+        (read_train, "walk walks walking walked\njump jumps " + "x" * 10_000 + "\u00e9 jumped\n", "f.txt:2: the line is longer than 4096 bytes"),
     ],
 )
 def test_reader_errors_name_file_and_line(tmp_path, reader, text, expected):
@@ -102,4 +102,29 @@ def test_binary_data_is_refused_with_its_line(tmp_path):
     path = tmp_path / "f.txt"
     path.write_bytes(b"walk walks walking walked\n\xff\xfe jumps jumping jumped\n")
     with pytest.raises(DataError, match=r"f.txt:2: not UTF-8 text"):
+        read_train(path)
+
+
+def test_a_word_longer_than_any_verb_is_refused_by_its_line(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("walk walks walking walked\n" + " ".join(["a" * 100] * 4) + "\n")
+    with pytest.raises(DataError, match=r"train.txt:2: word of 100 characters .*at most 64"):
+        read_train(path)
+
+
+def test_lines_are_counted_as_an_editor_counts_them(tmp_path):
+    """A form feed, a vertical tab or U+2028 is no line break: the row holding it is the line an editor shows."""
+    for odd in ("\x0c", "\x0b", "\u2028", "\x85"):
+        path = tmp_path / "train.txt"
+        path.write_text(f"walk walks walking walked\njump jumps jumping jum{odd}ped\nrun runs running ran\n",
+                        encoding="utf-8")
+        with pytest.raises(DataError, match=r"train.txt:2: word 'jum.*ped' has character"):
+            read_train(path)
+
+
+def test_a_data_file_too_large_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "train.txt"
+    with path.open("wb") as handle:  # sparse: no time or disk spent making it
+        handle.truncate(65 * 2**20)
+    with pytest.raises(DataError, match=r"train.txt: is 68157440 bytes, more than the 67108864"):
         read_train(path)
