@@ -23,6 +23,13 @@ class Refused(yaml.MarkedYAMLError):
     """YAML that ``StrictLoader`` refuses though YAML allows it (an alias, a key given twice): not a syntax error."""
 
 
+def line_of(mark: yaml.Mark) -> int:
+    """The line of a YAML position as an editor counts it: PyYAML also breaks lines at U+2028, U+2029 and NEL,
+    which are ordinary characters to an editor, so newlines are counted instead."""
+    buffer = getattr(mark, "buffer", None)
+    return buffer.count("\n", 0, mark.index) + 1 if isinstance(buffer, str) else mark.line + 1
+
+
 class StrictLoader(yaml.SafeLoader):
     """PyYAML's SafeLoader, stricter, for every YAML text the project reads (``load_yaml``, ``--set`` values):
     anchors and aliases are refused where they appear, so an alias bomb ("billion laughs") is refused at its first
@@ -66,7 +73,7 @@ class StrictLoader(yaml.SafeLoader):
                     seen = key in first
                 except TypeError:  # unhashable: SafeLoader's own error says so, with the line
                     break
-                line = key_node.start_mark.line + 1
+                line = line_of(key_node.start_mark)
                 if seen:
                     lines = f"line {line}" if first[key] == line else f"lines {first[key]} and {line}"
                     raise Refused(None, None, f"key {short_repr(key)} is given twice ({lines}); keep one",
@@ -122,7 +129,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
                           "text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "YAML"
+        where = f"line {line_of(mark)}" if mark is not None else "YAML"
         problem = getattr(exc, "problem", None) or str(exc)
         kind = "" if isinstance(exc, Refused) else "YAML syntax error: "
         raise ConfigError(f"{path}: {where}: {kind}{problem}") from None
@@ -135,7 +142,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: spec is empty (no keys: only blank lines or comments); write at least "
                           "`extends: baseline.yaml`")
     if not isinstance(tree, dict):
-        line = root.start_mark.line + 1 if root is not None else 1
+        line = line_of(root.start_mark) if root is not None else 1
         raise ConfigError(f"{path}: line {line}: expected a mapping of sections at the top "
                           f"level, got {type(tree).__name__}")
     return tree

@@ -72,3 +72,18 @@ def test_loader_names_a_folder_and_refuses_an_empty_name(tmp_path):
         find_spec_file(tmp_path)
     with pytest.raises(ConfigError, match="empty file name"):
         find_spec_file("")
+
+
+@pytest.mark.parametrize("odd", ["\u2028", "\u2029", "\x85"])
+def test_line_numbers_are_an_editors_whatever_the_text_holds(tmp_path, odd):
+    """PyYAML breaks lines at U+2028, U+2029 and NEL too; an editor does not, and neither do our messages."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(f'name: "a{odd}b"\nmodel: {{hidden_size: 32}}\nmodel: {{hidden_size: 16}}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"line 3: key 'model' is given twice \(lines 2 and 3\)"):
+        load_yaml(path)
+
+
+def test_yes_and_on_are_text_and_1e_3_is_a_number(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("a: yes\nb: on\nc: 1e-3\nd: true\ne: 010\n")
+    assert load_yaml(path) == {"a": "yes", "b": "on", "c": 0.001, "d": True, "e": 10.0}
