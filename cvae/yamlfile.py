@@ -38,6 +38,16 @@ class StrictLoader(yaml.SafeLoader):
     refused (no recursion error); a scalar Python cannot build (a 5000-digit integer, 2024-02-30) is refused with
     its line."""
 
+    def scan_to_next_token(self) -> None:
+        """PyYAML's, with YAML's rule for tabs: a tab after content on its line (`epochs: 3<TAB># comment`) is
+        white space, as a space is; a tab in indentation stays an error (YAML forbids it there)."""
+        while self.peek() == "\t" and self.buffer[self.buffer.rfind("\n", 0, self.pointer) + 1:self.pointer].strip():
+            self.forward()
+        super().scan_to_next_token()
+        while self.peek() == "\t" and self.buffer[self.buffer.rfind("\n", 0, self.pointer) + 1:self.pointer].strip():
+            self.forward()
+            super().scan_to_next_token()
+
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0

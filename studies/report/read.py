@@ -86,6 +86,9 @@ def load_study(*, client: MlflowClient, study: str) -> StudyRuns:
     parent = parents[0] if parents else None
     parent_tags = dict(parent.data.tags) if parent else {}
     runs = _search(client, experiment.experiment_id, contract.ROLE_FILTER.format(role=contract.ROLE_TRIAL))
+    if parent is None and not runs:  # MLflow's own `Default`, or any experiment no study wrote
+        raise ReportError(f"no study named {study!r} in {redact(client.tracking_uri)}: that MLflow experiment holds "
+                          "no study's runs (no parent run, no trial runs)")
     if any(OLD_NAMES in run.data.metrics for run in runs):
         raise ReportError(f"study {study!r} in {redact(client.tracking_uri)} was recorded with the metric names used "
                           "before they were namespaced (best/select_bleu4, val/bleu4 for the test figure); rerun it "

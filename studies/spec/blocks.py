@@ -32,7 +32,7 @@ def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: 
                 if key == SETTING_KEY else
                 build_dimension(key=key, space=space, base_tree=base_tree, source=source,
                                 path=f"blocks[{i}].search")
-                for key, space in block.search.items()]
+                for key, space in sorted(block.search.items())]  # one order: the keys of a grid are a set
         for dim in dims:
             if dim.count() is None:
                 raise ConfigError(f"{source}: key blocks[{i}].search.{dim.key}: a block is a grid: give choices "
@@ -54,7 +54,7 @@ def blocks_dimension(blocks: list[Block], *, base_tree: dict[str, Any], source: 
                 continue
             seen[key] = len(sets)
             owners.append([block.name])
-            values_text.append(", ".join(f"{k}={_scalar(v)}" for k, v in assignments.items()))
+            values_text.append(", ".join(f"{k}={_scalar(v)}" for k, v in sorted(assignments.items())))
             sets.append(assignments)
     labels = tuple(f"{'+'.join(names)}: {text}" for names, text in zip(owners, values_text))
     return Dimension(key=BLOCKS_KEY, kind="choice", choices=labels, sets=tuple(sets),
@@ -77,7 +77,8 @@ def _setting_dimension(space: Space, *, base_tree: dict[str, Any], where: str) -
                 close = difflib.get_close_matches(str(key), list(known), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ConfigError(f"{where}.choices[{i}]: unknown config key {key!r}{hint}")
-        sets.append(validated_assignments(dict(value), base_tree=base_tree, where=f"{where}.choices[{i}]"))
+        sets.append(validated_assignments(dict(sorted(value.items())), base_tree=base_tree,  # a bundle is a set
+                                          where=f"{where}.choices[{i}]"))
     labels = [",".join(f"{k}={_scalar(v)}" for k, v in one.items()) for one in sets]
     return Dimension(key=SETTING_KEY, kind="choice", choices=tuple(labels), sets=tuple(sets))
 

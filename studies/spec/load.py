@@ -79,7 +79,7 @@ def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) 
     else:
         space = tuple(build_dimension(key=key, space=space, base_tree=base_tree,
                                       source=_source_of(layers, ("search", key)))
-                      for key, space in (spec_file.search or {}).items())
+                      for key, space in sorted((spec_file.search or {}).items()))  # the keys are a set
     spec = Spec(path=file, name=name, base_tree=base_tree, base=base, space=space, settings=settings)
     _check_study(spec, layers=layers, set_keys=[parse_override(text)[0] for text in overrides])
     return spec

@@ -166,7 +166,7 @@ def build_dimension(*, key: str, space: Space, base_tree: dict[str, Any], source
                 if not isinstance(value, dict):
                     raise ConfigError(f"{at}: {key} is a section: each choice is a mapping of its keys, "
                                       f"e.g. {{{next(iter(section.model_fields))}: ...}}; got {value!r}")
-                assignments = {f"{key}.{k}": v for k, v in value.items()}
+                assignments = {f"{key}.{k}": v for k, v in sorted(value.items())}  # one order: a bundle is a set
             elif isinstance(value, (dict, list)):
                 raise ConfigError(f"{at}: expected a single value for {key}, got {value!r}")
             else:
