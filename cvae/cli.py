@@ -42,8 +42,35 @@ class ArgumentParser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """argparse's, refusing a flag given twice (argparse keeps the last silently): say it once."""
+        given = list(sys.argv[1:] if args is None else args)
+        repeatable = (argparse._AppendAction, argparse._ExtendAction, argparse._CountAction, argparse._HelpAction)
+        single = {option for action in _actions(self) if not isinstance(action, repeatable)
+                  for option in action.option_strings}
+        seen: set[str] = set()
+        for arg in given:
+            if arg == "--":
+                break
+            flag = arg.split("=", 1)[0]
+            if flag in single:
+                if flag in seen:
+                    self.error(f"{flag} is given twice; give it once")
+                seen.add(flag)
+        return super().parse_known_args(given, namespace)
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+def _actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Every action of ``parser`` and of its subcommands' parsers."""
+    found = list(parser._actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                found += _actions(sub)
+    return found
 
 
 def add_set_argument(parser: argparse.ArgumentParser, *, example: str = "optim.lr=0.01") -> None:

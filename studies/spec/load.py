@@ -30,7 +30,7 @@ from cvae.paths import user_path
 from cvae.yamlfile import load_yaml
 from studies.spec.blocks import blocks_dimension
 from studies.spec.schema import MAX_GRID, MAX_NAME, NAME_PATTERN, SECTIONS, STUDY_COLLAPSE_PATIENCE, Spec, SpecFile
-from studies.spec.space import Dimension, Space, build_dimension
+from studies.spec.space import SEED_KEY, Dimension, Space, build_dimension
 
 
 def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
@@ -81,7 +81,12 @@ def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) 
                                       source=_source_of(layers, ("search", key)))
                       for key, space in sorted((spec_file.search or {}).items()))  # the keys are a set
     spec = Spec(path=file, name=name, base_tree=base_tree, base=base, space=space, settings=settings)
-    _check_study(spec, layers=layers, set_keys=[parse_override(text)[0] for text in overrides])
+    parsed = [parse_override(text) for text in overrides]
+    if any(key == SEED_KEY or (key == "train" and isinstance(value, dict) and "seed" in value)
+           for key, value in parsed):
+        raise ConfigError(f"{spec.path} (--set): key {SEED_KEY}: a study trains every configuration once per seed "
+                          f"of study.seeds, whatever train.seed says; pass --set study.seeds=[...] instead")
+    _check_study(spec, layers=layers, set_keys=[key for key, _ in parsed])
     return spec
 
 
@@ -108,10 +113,10 @@ def _read_chain(path: Path, *, seen: tuple[Path, ...]) -> list[tuple[str, dict[s
                               f"(looked in {path.parent}/ and experiments/)") from None
     try:
         return _read_chain(parent_path, seen=chain) + [(str(path), raw)]
-    except ConfigError as exc:  # what is wrong in an extended file, reached from this one
-        if str(exc).startswith(f"{seen[0] if seen else path}: key extends: cycle"):
+    except ConfigError as exc:  # what is wrong in an extended file: that file named first, then who extends it
+        if str(exc).startswith(f"{seen[0] if seen else path}: key extends: cycle") or "(extended by " in str(exc):
             raise
-        raise ConfigError(f"{path}: key extends: {exc}") from None
+        raise ConfigError(f"{exc} (extended by {path})") from None
 
 
 def _override_tree(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:

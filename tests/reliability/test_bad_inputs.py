@@ -170,8 +170,11 @@ def test_bad_input_is_one_line_and_exit_2_touching_nothing(case: Case, tmp_path:
         journal.touch()
         database.touch()
         before = snapshot(tmp_path)
-        argv = case.argv()  # the case's own --storage or --tracking-uri, if any, comes last and wins
-        argv[1:1] = ["--storage", str(journal), "--tracking-uri", f"sqlite:///{database}"]
+        argv = case.argv()  # the case's own --storage or --tracking-uri, if any, is kept (a flag is given once)
+        given = {arg.split("=", 1)[0] for arg in argv}
+        for flag, value in (("--storage", str(journal)), ("--tracking-uri", f"sqlite:///{database}")):
+            if flag not in given:
+                argv[1:1] = [flag, value]
         code, out, err = invoke(case, argv, capsys)
         check_refusal(case, code, err, out)
         assert snapshot(tmp_path) == before
