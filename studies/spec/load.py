@@ -64,7 +64,9 @@ def load_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] = ()) 
     settings = spec_file.study
     name = settings.name or file.stem
     if settings.name is None and (not re.fullmatch(NAME_PATTERN, name) or len(name) > MAX_NAME):
-        raise ConfigError(f"{file}: key study.name: the file name {name!r} is not a valid study name; set study.name")
+        why = (f"is longer than the {MAX_NAME} characters a study name may have" if len(name) > MAX_NAME else
+               "is not a valid study name (letters, digits, '_', '.', '-')")
+        raise ConfigError(f"{file}: key study.name: the file name {name!r} {why}; set study.name")
     base_tree.setdefault("train", {}).setdefault("collapse_patience", STUDY_COLLAPSE_PATIENCE)
     base = ExperimentConfig.model_validate(base_tree)
     if spec_file.blocks is not None:

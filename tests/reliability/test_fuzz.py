@@ -295,7 +295,7 @@ def names_key(line: str, key: str) -> bool:
     """Whether ``line`` names config key ``key`` (or its section: a check across the section's keys)."""
     for named in KEY_NAMED.findall(line):
         named = named.rstrip(".")
-        if named == key or key.startswith(named + "."):
+        if named == key or key.startswith(named + ".") or (key in SECTION_KEYS and named.startswith(key + ".")):
             return True
     return f"--set '{key}=" in line or f"--set {key}=" in line
 
@@ -420,7 +420,7 @@ def value_texts(key: str) -> st.SearchStrategy[str]:
         valid.append(st.sampled_from(choices))
         edges += [json.dumps(v) for c in choices for v in (c.upper(), f" {c}", f"{c} ", c + "\u200b", "\u202e" + c,
                                                            c + "\n", c[:-1])]
-        edges += [raw_quoted(c + "\u200b"), raw_quoted("\u202e" + c)]
+        edges += [raw_quoted(v) for c in choices for v in (c + "\u200b", "\u202e" + c)]
     elif core is bool:
         valid.append(st.sampled_from(["true", "false", "True", "FALSE"]))
         edges += ["1", "0", '"true"', "yes", "no", "on", "y", "null", "1.0"]
