@@ -13,7 +13,7 @@ import torch
 from cvae.config import ExperimentConfig
 from cvae.errors import UserError, short_repr
 from cvae.model import CVAE
-from cvae.paths import path_problem
+from cvae.paths import expand, path_problem
 
 
 class CheckpointError(UserError):
@@ -42,7 +42,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu",
     problem = path_problem(str(path))
     if problem is not None:
         raise CheckpointError(f"{short_repr(str(path))}: {problem}")
-    path = Path(path).expanduser()
+    path = expand(path)
     shown = shown or str(path)
     if not path.is_file():
         raise CheckpointError(f"{shown}: checkpoint not found")

@@ -13,7 +13,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cvae.paths import path_problem
+from cvae.paths import expand, path_problem
 from cvae.scoring import CRITERIA, DEFAULT_OBJECTIVE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ class DataConfig(_Section):
         value = getattr(self, name)
         if value is None:
             return None
-        path = Path(value).expanduser()
+        path = expand(value)
         if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
             return PROJECT_ROOT / path
         return path

@@ -16,11 +16,22 @@ MAX_PATH_BYTES = 4096
 """Longest path (bytes, UTF-8)."""
 
 
+def expand(text: str | Path) -> Path:
+    """``text`` as a path with `~` (and `~user`) expanded; a `~user` that names no user stays as it is (and is then
+    refused by ``path_problem``)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # `~nosuchuser`: Python cannot tell its home folder
+        return Path(text)
+
+
 def path_problem(text: str) -> str | None:
     """Why ``text`` cannot be a path here, or None."""
     if any(unicodedata.category(ch) == "Cc" for ch in text):
         bad = next(ch for ch in text if unicodedata.category(ch) == "Cc")
         return f"holds the control character {bad!r}; a path here is printable text"
+    if text.startswith("~") and expand(text) == Path(text) and text != "~" * len(text):
+        return f"starts with {text.split('/', 1)[0]!r}, the home folder of a user this machine does not have"
     encoded = text.encode("utf-8", "surrogatepass")
     if len(encoded) > MAX_PATH_BYTES:
         return f"is {len(encoded)} bytes long; a path may have at most {MAX_PATH_BYTES}"
@@ -36,9 +47,9 @@ def user_path(text: str | Path, *, where: str) -> Path:
     problem = path_problem(str(text))
     if problem is not None:
         raise ConfigError(f"{where} {short_repr(str(text))}: {problem}")
-    return Path(text).expanduser()
+    return expand(text)
 
 
 def path_arg(text: str) -> Path:
     """argparse ``type`` of every path flag: `~` expanded (checked, with the flag's name, by the command)."""
-    return Path(text).expanduser() if path_problem(text) is None else Path(text)
+    return expand(text)

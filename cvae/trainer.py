@@ -24,6 +24,7 @@ from cvae.device import describe, resolve_device
 from cvae.evaluation import evaluate
 from cvae.losses import first_nonfinite, grad_norm, loss_terms, make_optimizer, reconstruction
 from cvae.model import CVAE
+from cvae.rules import RuleBaseline
 from cvae.schedules import kl_weight, lr_factor, teacher_forcing_ratio
 from cvae.scoring import Health, Status
 from cvae.selection import CollapseDetector, Selection
@@ -99,6 +100,7 @@ class TrainResult:
     trace: list[dict[str, float]] = field(default_factory=list)  # per-step figures (TRACE_KEYS and "step")
     nonfinite: str | None = None  # the first tensor found non-finite in a diverged run
     device: str = "cpu"  # where it trained (``cvae.device.describe``)
+    rule_heldout_bleu4: float | None = None  # the rule baseline's heldout BLEU-4 on the same data (cvae.rules)
 
 
 class _Diverged(Exception):
@@ -321,4 +323,5 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
                        divergence_cause=diverged.cause if diverged else None, grad_norm_max=trainer.grad_norm_max,
                        epochs_done=epochs_done, stopped_epoch=stopped_epoch,
                        trace=trainer.trace(diverged=diverged is not None),
-                       nonfinite=diverged.tensor if diverged else None, device=describe(trainer.device))
+                       nonfinite=diverged.tensor if diverged else None, device=describe(trainer.device),
+                       rule_heldout_bleu4=RuleBaseline.learn(data.rows).bleu4(data.heldout) if data.heldout else None)

@@ -45,7 +45,10 @@ RUN_EPOCHS_DONE = "run/epochs_done"
 """Epochs trained to their end."""
 RUN_GRAD_NORM_MAX = "run/grad_norm_max"
 """Largest finite pre-clip gradient norm of the run, every step counted (also for a diverged run)."""
-RUN_FIGURES = (RUN_GRAD_NORM_MAX, RUN_WALL_TIME, RUN_EPOCHS_DONE, RUN_DIVERGED)
+RUN_RULE_HELDOUT_BLEU = "run/rule_heldout_bleu4"
+"""Heldout BLEU-4 of the rule baseline learnt from the run's training file (``cvae.rules``): the floor for unseen
+verbs, printed beside the model's ``best/heldout/bleu4``."""
+RUN_FIGURES = (RUN_GRAD_NORM_MAX, RUN_WALL_TIME, RUN_EPOCHS_DONE, RUN_DIVERGED, RUN_RULE_HELDOUT_BLEU)
 TRACE_PREFIX = "trace/"
 """Per-step figures (step = optimizer step) of a run's first steps, and up to the non-finite step of a divergence:
 ``trace/`` + a key of ``cvae.trainer.TRACE_KEYS``."""

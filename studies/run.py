@@ -34,6 +34,7 @@ from rich.live import Live
 from cvae.cli import ArgumentParser, add_set_argument, check_output, run_command
 from cvae.device import assign_gpus
 from cvae.errors import ConfigError
+from cvae.paths import expand
 from cvae.scoring import Status
 from studies import contract, preflight, secrets, tracking, worker
 from studies.contract import Phase
@@ -84,7 +85,7 @@ def validate(args: argparse.Namespace) -> tuple[Spec, str]:
     preflight.check_tracking_uri(args.tracking_uri)
     check_storage(storage, tracking_uri=args.tracking_uri)
     if not is_rdb(storage):
-        storage = str(Path(storage).expanduser())  # a journal path: `~` is the home folder, as in every path
+        storage = str(expand(storage))  # a journal path: `~` is the home folder, as in every path
     preflight.probe_tracking_store(args.tracking_uri)  # unreachable or read-only: exit 2 before anything is made
     preflight.probe_storage(storage)
     if not (args.no_report or args.create_only):  # written once the study is done: checked before it starts

@@ -179,6 +179,8 @@ def finish_trial(client: MlflowClient, *, run_id: str, result: TrainResult | Non
                         contract.RUN_EPOCHS_DONE: float(result.epochs_done)})
         if result.grad_norm_max is not None:
             metrics[contract.RUN_GRAD_NORM_MAX] = result.grad_norm_max
+        if result.rule_heldout_bleu4 is not None:
+            metrics[contract.RUN_RULE_HELDOUT_BLEU] = result.rule_heldout_bleu4
         if result.best_epoch is not None:
             tags[contract.TAG_BEST_EPOCH] = str(result.best_epoch)
             metrics[contract.BEST_EPOCH] = float(result.best_epoch)

@@ -15,6 +15,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from cvae.errors import ConfigError
+from cvae.paths import expand
 from studies.queue.heartbeat import GRACE, Requeue
 from studies.queue.locks import FileLock, schema_lock
 from studies.secrets import redact
@@ -50,7 +51,7 @@ def open_storage(target: str, *, heartbeat: int | None = None,
                     return RDBStorage(target)
                 return RDBStorage(target, heartbeat_interval=heartbeat, grace_period=GRACE * heartbeat,
                                   heartbeat_stale_trial_callback=Requeue(on_stale))
-        path = Path(target).expanduser().resolve()
+        path = expand(target).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(path.with_name(path.name + ".lock"))  # acquire / release, as Optuna's journal locks
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ LATENT_FIGURES = (contract.BEST_TEST_BLEU, contract.BEST_TEST_GAUSSIAN, contract
 
 
 FIGURES: tuple[str, ...] = (*LATENT_FIGURES, contract.BEST_EPOCH, contract.RUN_GRAD_NORM_MAX, contract.RUN_WALL_TIME,
-                            contract.RUN_EPOCHS_DONE)
+                            contract.RUN_EPOCHS_DONE, contract.RUN_RULE_HELDOUT_BLEU)
 """Final figures aggregated per configuration (same checkpoint for all `best/*`)."""
 
 
