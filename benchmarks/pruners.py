@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import optuna
 import pandas as pd
 
+from benchmarks.throughput import machine_index
 from cvae.errors import UserError
 from cvae.names import VAL_BLEU, VAL_GAUSSIAN
 from cvae.scoring import objective_score, rank
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", help="a finished study trained without pruning (the MLflow experiment)")
     add_tracking_argument(parser)
     args = parser.parse_args(argv)
+    print(machine_index(), flush=True)
     try:
         preflight.check_reader(args.tracking_uri)
         client = open_client(tracking_uri=args.tracking_uri)

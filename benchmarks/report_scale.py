@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.throughput import machine_index
 from studies.report.build import build_report
 from studies.testing import scale_trials, write_study
 
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="report repetitions (default 3)")
     parser.add_argument("--keep", type=Path, help="build the store here and keep it (default: a temp folder)")
     args = parser.parse_args(argv)
+    print(machine_index(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 import optuna
 import yaml
 
+from benchmarks.throughput import machine_index
 from cvae.config import PROJECT_ROOT
 from studies import contract
 
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--verbs", type=int, default=400)
     args = parser.parse_args(argv)
+    print(machine_index(), flush=True)
     with tempfile.TemporaryDirectory(prefix="cvae-scaling-") as tmp:
         folder = Path(tmp)
         spec = write_spec(folder, trials=args.trials, epochs=args.epochs, verbs=args.verbs)

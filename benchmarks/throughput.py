@@ -70,6 +70,16 @@ def reference_words_per_s(config: ExperimentConfig, data: Data, *, n_words: int,
     return n_words / (time.perf_counter() - started)
 
 
+def machine_index(*, n_words: int = 200, spec: str = "baseline.yaml") -> str:
+    """This machine's speed today, the line every benchmark prints beside its figures: the seed-style reference loop's
+    words/s on one thread (the machines vary 2-3x from day to day, so a time alone says little)."""
+    config = load_config(spec)
+    torch.set_num_threads(1)
+    words_per_s = reference_words_per_s(config, Data.load(config), n_words=n_words, seed=0)
+    return (f"machine index: the seed-style reference loop ran {words_per_s:.1f} words/s on one thread "
+            f"({n_words} words of {spec}; benchmarks.throughput)")
+
+
 def trainer_words_per_s(config: ExperimentConfig, data: Data, *, seed: int,
                         warmup: bool = False) -> tuple[float, float, float]:
     """(words/s of one training epoch of the project's trainer, that epoch's seconds, seconds of the evaluation
