@@ -99,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", help="a finished study trained without pruning (the MLflow experiment)")
     add_tracking_argument(parser)
     args = parser.parse_args(argv)
-    print(machine_index(), flush=True)
     try:
         preflight.check_reader(args.tracking_uri)
         client = open_client(tracking_uri=args.tracking_uri)
@@ -107,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"benchmarks.pruners: error: {exc}", file=sys.stderr)
         return 2
+    print(machine_index(), flush=True)
     runs = study.trials[(study.trials["phase"] == "search") & study.trials["trial"].notna()].copy()
     if runs.empty or study.objective == "pareto":
         print(f"benchmarks.pruners: error: study {args.study!r} has no search trials with a single objective",

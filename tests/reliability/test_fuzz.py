@@ -277,17 +277,17 @@ LINE_NAMED = re.compile(r"\bline (\d+)\b")
 
 def check_refusal(o: Outcome, *, names: tuple[str, ...], what: str) -> str:
     """The contract of a refused input (everything but what it names beyond ``names``); -> the message."""
-    assert not o.hung, f"{o.command()}: hung for {FORK_TIMEOUT:.0f} s ({what})"
-    assert o.crash is None, f"{o.command()}: crashed ({what}): {o.crash_line()}\n{o.crash}"
-    assert o.code == 2, f"{o.command()}: exit status {o.code!r}, not 2 ({what}); stderr: {o.err!r}"
+    assert not o.hung, f"{o.command()}: hung for {FORK_TIMEOUT:.0f} s; input: {what}"
+    assert o.crash is None, f"{o.command()}: crashed: {o.crash_line()}; input: {what}\n{o.crash}"
+    assert o.code == 2, f"{o.command()}: exit status {o.code!r}, not 2; stderr: {o.err!r}; input: {what}"
     assert o.err.endswith("\n") and o.err.count("\n") == 1, (
-        f"{o.command()}: not exactly one line on stderr ({what}):\n{o.err}")
-    assert o.out == "", f"{o.command()}: printed on stdout ({what}): {o.out!r}"
+        f"{o.command()}: not exactly one line on stderr: {o.err!r}; input: {what}")
+    assert o.out == "", f"{o.command()}: printed on stdout: {o.out!r}; input: {what}"
     line = o.err.rstrip("\n")
     assert re.match(rf"(python -m )?{re.escape(o.prog)}: error: \S", line), (
-        f"{o.command()}: not `{o.prog}: error: ...` ({what}): {line!r}")
+        f"{o.command()}: not `{o.prog}: error: ...`: {line!r}; input: {what}")
     assert not names or any(name in line for name in names), (
-        f"{o.command()}: names none of {list(names)} ({what}): {line!r}")
+        f"{o.command()}: names none of {list(names)}: {line!r}; input: {what}")
     return line
 
 
@@ -612,16 +612,24 @@ def experiment_text(key: str, text: str) -> tuple[str, int]:
 
 def check_config_outcome(o: Outcome, *, key: str, text: str, mode: str, valid: bool, file: str, document: str,
                          key_line: int) -> None:
-    shown = f"{file} = {document!r}" if mode == "file" else f"--set {key}={text}"
+    if mode == "set":
+        shown = f"--set {key}={text!r}"
+    elif file == "exp.yaml":
+        shown = f"{file}: every key at its default, the last line {document.splitlines()[-1]!r} (line {key_line})"
+    else:
+        shown = f"{file} = {document!r}"
     if o.reached is not None and o.crash is None:
         assert valid, f"{o.command()}: accepted {key} = {text!r} (read as {_loaded_repr(text, mode)}), outside the " \
                       f"field's domain; {shown}"
         return
-    line = check_refusal(o, names=(file,), what=shown)
+    value = loaded(text, mode=mode)
+    data_file = file == "exp.yaml" and key in PATH_KEYS  # cvae.train reads it: the data file itself may be at fault
+    line = check_refusal(o, names=(file, *(_shown_forms(value) if data_file and isinstance(value, str) else ())),
+                         what=shown)
     assert not valid or "a run may use on this machine" in line, (
         f"{o.command()}: refused a valid {key} = {text!r}: {line!r}; {shown}")
     lines = [int(n) for n in LINE_NAMED.findall(line)]
-    named = names_key(line, key) or (mode == "file" and lines)
+    named = names_key(line, key) or (mode == "file" and lines) or (data_file and data_file_named(line, value))
     assert named, f"{o.command()}: names neither the key {key} nor a line: {line!r}; {shown}"
     if mode == "file" and lines and not names_key(line, key):
         editor_lines = document.count("\n") + (not document.endswith("\n"))
@@ -813,6 +821,7 @@ def usable(target: PathTarget, o: Outcome, path: str, capture: Path) -> str | No
                 repair_journal(Path(storage))
             optuna.logging.set_verbosity(optuna.logging.ERROR)
             optuna.create_study(study_name="fuzz", storage=open_storage(storage), load_if_exists=True)
+            return {"used": storage}
         elif target.use == "save":
             from cvae.checkpoint import save_checkpoint
             from cvae.model import CVAE
@@ -820,12 +829,13 @@ def usable(target: PathTarget, o: Outcome, path: str, capture: Path) -> str | No
             config = ExperimentConfig.model_validate({"model": {"hidden_size": 8, "embed_size": 4, "latent_size": 2,
                                                                 "cond_size": 2}})
             save_checkpoint(Path(path).expanduser(), state_dict=CVAE(config.model).state_dict(), config=config)
+            return {"used": path}
         else:
             out = Path(path).expanduser()
             out.mkdir(parents=True, exist_ok=True)
             (out / "report.html").write_text("report\n")
             (out / "explosion_trace.png").write_bytes(b"png")
-        return {}
+        return {"used": path}
 
     result, _, _, hung = forked(body, capture=capture)
     if hung:
@@ -863,19 +873,24 @@ def test_path_flag_or_field_works_or_is_refused(target: PathTarget, tier: dict, 
             before = snapshot(root)
             o = invoke_forked(target.prog, argv, capture)
             where = f"{target.what} = {path!r}"
-            if o.reached is not None and o.crash is None and not o.hung:
+            if (o.reached is not None or o.code == 0) and o.crash is None and not o.hung:
                 problem = usable(target, o, path, capture)
                 assert problem is None, f"{o.command()}: accepted {where}, but then: {problem}"
                 return
             names = target.mentions
-            if target.what == "spec":
-                names = (*names, *_shown_forms(path))
+            if target.what == "spec" or (target.field is not None and target.prog == "cvae.train"):
+                names = (*names, *_shown_forms(path))  # the data file itself is at fault
             line = check_refusal(o, names=names, what=where)
-            if target.field is not None and target.field != "extends" and target.prog == "cvae.train":
-                assert names_key(line, target.field) or any(form in line for form in _shown_forms(path)), (
-                    f"{o.command()}: names neither the key {target.field} nor the path {path!r}: {line!r}")
+            if target.field == "extends":  # what is wrong in the extended file: that file and its line
+                assert names_key(line, "extends") or LINE_NAMED.search(line), (
+                    f"{o.command()}: names neither the key extends nor a line: {line!r}; input: {where}")
+            elif target.field is not None and target.prog == "cvae.train":
+                assert names_key(line, target.field) or data_file_named(line, path), (
+                    f"{o.command()}: names neither the key {target.field} nor the data file {path!r} (with its line "
+                    f"or as a whole): {line!r}; input: {where}")
             elif target.field is not None:
-                assert names_key(line, target.field), f"{o.command()}: names no key {target.field}: {line!r}"
+                assert names_key(line, target.field), (
+                    f"{o.command()}: names no key {target.field}: {line!r}; input: {where}")
             no_changes(before, root, o, where)
 
     check()
@@ -883,9 +898,17 @@ def test_path_flag_or_field_works_or_is_refused(target: PathTarget, tier: dict, 
 
 def _shown_forms(path: str) -> tuple[str, ...]:
     """How a message may show ``path``: as given, as its repr, or the start of either (a long one is shortened)."""
-    forms = {path, repr(path)[1:-1], str(Path(path)), str(Path(path).expanduser()) if not path.startswith("~n")
-             else path}
+    forms = {path, repr(path)[1:-1]}
+    if path.strip():
+        forms |= {str(Path(path)), str(Path(path).expanduser()) if not path.startswith("~n") else path}
     return tuple({form[:24] for form in forms if form.strip()} or {"''"})
+
+
+def data_file_named(line: str, path: Any) -> bool:
+    """Whether ``line`` names the data file ``path`` with a line (`FILE:N:`) or as a whole (`FILE: why`)."""
+    if not isinstance(path, str) or not path.strip():
+        return False
+    return any(re.search(re.escape(form) + r"\S*?(:\d+)?: ", line) for form in _shown_forms(path))
 
 
 # --- 3. data files -------------------------------------------------------------------------------------------------
