@@ -1,11 +1,9 @@
-"""Every check made before a command does any work: the study's data and devices, the study storage, the
-tracking store. Each refuses with a one-line ConfigError naming the flag or the file and key, and writes nothing;
-only the commands import this module."""
+"""The checks of where a study writes, made before anything is written: the study storage (a journal file or a
+database URL) and the MLflow tracking store, each reached (or read) without changing it."""
 
 from __future__ import annotations
 
 import base64
-import copy
 import functools
 import json
 import re
@@ -15,7 +13,6 @@ import urllib.error
 import urllib.request
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import sqlalchemy
@@ -23,75 +20,12 @@ import sqlalchemy.exc
 import sqlalchemy.pool
 
 from cvae.cli import check_output
-from cvae.configfile import build_config, set_dotted
 from cvae.errors import ConfigError
 from cvae.paths import user_path
 from studies.secrets import redact
-from studies.spec import SEED_KEY, Spec
 
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 """Study storages that are databases (any other --storage is a journal file path)."""
-
-
-def check_data(spec: Spec) -> None:
-    """Load the data of the base config (and of searched data choices) once: a missing file is a ConfigError."""
-    from cvae.data import (
-        Data,
-        DataError,  # torch-importing modules stay out of spec parsing
-    )
-
-    configs = [spec.base]
-    for sets in (sets for dim in spec.space for sets in dim.sets if any(k.startswith("data.") for k in sets)):
-        tree = copy.deepcopy(spec.base_tree)
-        for key, value in sets.items():
-            set_dotted(tree, key, value)
-        configs.append(build_config(tree, source=str(spec.path)))
-    for config in configs:
-        for name in ("train", "test", "heldout"):
-            file = config.data.resolve(name)
-            if file is not None and not file.is_file():
-                raise ConfigError(f"{spec.path}: key data.{name}: file not found: {file}")
-        try:
-            Data.load(config)
-        except DataError as exc:
-            raise ConfigError(f"{spec.path}: key data: {exc}") from None
-
-
-RESOURCE_CHECK_GRID = 2_000
-"""Grids up to this size have every configuration's resources estimated; larger ones, each searched value's."""
-
-
-def check_resources(spec: Spec, *, memory: int | None = None) -> None:
-    """Every configuration the study may train fits this machine (``cvae.resources``): the base, each searched
-    value on its own (a range at both ends), and every configuration of a grid of up to ``RESOURCE_CHECK_GRID``."""
-    from cvae.resources import check_resources as fits
-
-    seed = spec.settings.seeds[0]
-    candidates: list[dict[str, Any]] = []
-    if spec.grid_size is not None and spec.grid_size <= RESOURCE_CHECK_GRID:
-        candidates = spec.grid_configs()
-    else:
-        base = {dim.key: (dim.choices[0] if dim.kind == "choice" else dim.low) for dim in spec.space}
-        for dim in spec.space:
-            values = dim.choices if dim.kind == "choice" else (dim.low, dim.high)
-            candidates += [{**base, dim.key: value if dim.kind != "int" else int(value)} for value in values]
-    fits(spec.base, source=str(spec.path), memory=memory)
-    for params in candidates:
-        fits(spec.config_for({**params, SEED_KEY: seed}), source=f"{spec.path} (searched values {params})",
-             memory=memory)
-
-
-def check_devices(spec: Spec) -> None:
-    """Every `train.device` the study may train on (the base's, and searched ones) exists on this machine."""
-    from cvae.device import resolve_device  # torch-importing modules stay out of spec parsing
-
-    names = {spec.base.train.device}
-    names.update(sets["train.device"] for dim in spec.space for sets in dim.sets if "train.device" in sets)
-    for name in sorted(names):
-        try:
-            resolve_device(name)
-        except ConfigError as exc:
-            raise ConfigError(f"{spec.path}: {exc}") from None
 
 
 OWN_STORAGE = ("leave --storage out (the default, mlruns/optuna/STUDY.journal), or pass a journal file or another "

@@ -1,4 +1,4 @@
-"""studies.preflight: the checks made before a study starts, here the tracking store's: what they accept and
+"""studies.preflight.stores: the checks made before a study starts, of the tracking store: what they accept and
 refuse, and that they write nothing."""
 
 from __future__ import annotations
@@ -66,19 +66,3 @@ def test_a_sqlite_tracking_uri_in_an_existing_folder_passes_and_creates_nothing(
     check_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     check_tracking_uri("http://127.0.0.1:5000")
     assert list(tmp_path.iterdir()) == []
-
-
-def test_a_searched_value_that_cannot_fit_the_machine_is_refused_before_anything_runs(tmp_path):
-    from studies.preflight import check_resources
-    from studies.spec import load_spec
-
-    check_resources(load_spec("smoke.yaml"))  # the project's own study fits
-    spec = load_spec("smoke.yaml", overrides=["search.train.batch_size={choices: [32, 1000000]}",
-                                              "model.hidden_size=4096"])
-    with pytest.raises(ConfigError, match=r"smoke.yaml \(searched values .*'train.batch_size': 1000000.*\): key "
-                                          r"train.batch_size: a training batch would take about"):
-        check_resources(spec)
-    ranged = load_spec("smoke.yaml", overrides=["search.train.select_samples={low: 10, high: 1000000, log: true}",
-                                                "study.sampler=random", "study.trials=3", "model.hidden_size=4096"])
-    with pytest.raises(ConfigError, match=r"key train.select_samples: decoding the noise draws"):
-        check_resources(ranged)
