@@ -79,12 +79,23 @@ def _lines(path: Path) -> list[tuple[int, list[str]]]:
     """Non-blank lines of ``path`` as (line number, fields), read a line at a time with a bounded size; lines are
     counted as an editor counts them (split on newlines only). A missing, empty or too large file -> DataError."""
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        what = "not a regular file (a folder, a device or a pipe)" if path.exists() else "file not found"
+        raise DataError(f"{path}: {what}")
+    try:
+        return _read_rows(path)
+    except OSError as exc:  # unreadable: permissions, an I/O error, a file that is not really one
+        raise DataError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+
+
+def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     if (size := path.stat().st_size) > MAX_DATA_BYTES:
         raise DataError(f"{path}: is {size} bytes, more than the {MAX_DATA_BYTES} a data file may have")
-    rows = []
+    rows, read = [], 0
     with path.open("rb") as handle:
         for n, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            read += len(raw)
+            if read > MAX_DATA_BYTES:  # a file that grows, or says it has 0 bytes (/proc)
+                raise DataError(f"{path}: holds more than the {MAX_DATA_BYTES} bytes a data file may have")
             if len(raw) > MAX_LINE_BYTES:
                 raise DataError(f"{path}:{n}: the line is longer than {MAX_LINE_BYTES} bytes; a row is four words")
             try:

@@ -55,7 +55,7 @@ from hypothesis import strategies as st
 from cvae import train as cvae_train
 from cvae.config import ExperimentConfig, is_section, schema_fields
 from cvae.configfile import set_dotted
-from cvae.errors import ConfigError
+from cvae.errors import ConfigError, UserError
 from cvae.yamlfile import Refused, StrictLoader
 from studies import best, run, use
 from studies.report import build as report_build
@@ -66,7 +66,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
 SMOKE = ROOT / "experiments" / "smoke.yaml"
 
-FAST = {"config": 6, "data": 30, "paths": 12}
+FAST = {"config": 4, "data": 25, "paths": 8}
 SLOW = {"config": 150, "data": 600, "paths": 200}
 TIERS = [pytest.param(FAST, id="fast"), pytest.param(SLOW, id="slow", marks=pytest.mark.slow)]
 """Examples per property: the fast tier keeps the file to seconds, the slow tier (`-m slow`) digs."""
@@ -213,6 +213,13 @@ def forked(body: Callable[[], dict[str, Any]], *, capture: Path, timeout: float 
     return result, read(out_path), read(err_path), hung
 
 
+def _guarded(body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return body()
+    except Exception as exc:  # noqa: BLE001
+        return {"crash": "".join(traceback.format_exception(exc))}
+
+
 def invoke_forked(prog: str, argv: list[str], capture: Path) -> Outcome:
     result, out, err, hung = forked(lambda: _call(prog, argv), capture=capture)
     return Outcome(prog=prog, argv=argv, out=out, err=err, hung=hung, **result)
@@ -284,7 +291,7 @@ def check_refusal(o: Outcome, *, names: tuple[str, ...], what: str) -> str:
         f"{o.command()}: not exactly one line on stderr: {o.err!r}; input: {what}")
     assert o.out == "", f"{o.command()}: printed on stdout: {o.out!r}; input: {what}"
     line = o.err.rstrip("\n")
-    assert re.match(rf"(python -m )?{re.escape(o.prog)}: error: \S", line), (
+    assert re.match(rf"(python -m )?{re.escape(o.prog)}( [a-z]+)?: error: \S", line), (  # a subcommand's own prog
         f"{o.command()}: not `{o.prog}: error: ...`: {line!r}; input: {what}")
     assert not names or any(name in line for name in names), (
         f"{o.command()}: names none of {list(names)}: {line!r}; input: {what}")
@@ -643,6 +650,51 @@ def _loaded_repr(text: str, mode: str) -> str:
     return "refused YAML" if value is REFUSED else repr(value)[:80]
 
 
+def study_case(key: str, text: str, mode: str, base: Path, capsys: Any) -> None:
+    """studies.run on a spec extending smoke.yaml that sets ``key`` to ``text`` (or smoke.yaml with --set)."""
+    if mode == "set" and "\x00" in text:
+        mode = "file"  # no NUL in a command line
+    value = loaded(text, mode=mode)
+    valid = expected_valid(key, value, SMOKE_BASE) and not (mode == "set" and (
+        key in SEARCHED or any(t.startswith(key + ".") for t in SEARCHED)))
+    with workdir(base) as root:
+        if mode == "file":
+            document, key_line = spec_text(key, text)
+            argv = ["spec.yaml", "--no-report"]
+        else:
+            document, key_line = "extends: smoke.yaml\n", 0
+            argv = ["spec.yaml", "--no-report", "--set", f"{key}={text}"]
+        Path("spec.yaml").write_text(document, encoding="utf-8")
+        before = snapshot(root)
+        o = invoke("studies.run", argv, capsys)
+        check_config_outcome(o, key=key, text=text, mode=mode, valid=valid, file="spec.yaml", document=document,
+                             key_line=key_line)
+        if o.reached is None:
+            no_changes(before, root, o, f"{key} = {text!r}")
+
+
+def experiment_case(key: str, text: str, mode: str, base: Path, capsys: Any) -> None:
+    """cvae.train on a whole experiment file with ``key`` set to ``text`` (or every default and --set)."""
+    if mode == "set" and "\x00" in text:
+        mode = "file"
+    value = loaded(text, mode=mode)
+    valid = expected_valid(key, value, EXPERIMENT_DEFAULTS)
+    with workdir(base) as root:
+        if mode == "file":
+            document, key_line = experiment_text(key, text)
+            argv = ["exp.yaml"]
+        else:
+            document, key_line = yaml.safe_dump(EXPERIMENT_DEFAULTS, sort_keys=False), 0
+            argv = ["exp.yaml", "--set", f"{key}={text}"]
+        Path("exp.yaml").write_text(document, encoding="utf-8")
+        before = snapshot(root)
+        o = invoke("cvae.train", argv, capsys)
+        check_config_outcome(o, key=key, text=text, mode=mode, valid=valid, file="exp.yaml", document=document,
+                             key_line=key_line)
+        if o.reached is None:
+            no_changes(before, root, o, f"{key} = {text!r}")
+
+
 @pytest.mark.parametrize("tier", TIERS)
 @pytest.mark.parametrize("key", LEAF_KEYS + SECTION_KEYS)
 def test_study_spec_key_at_and_beyond_its_edges(key: str, tier: dict, tmp_path: Path, capsys, stand_ins) -> None:
@@ -651,26 +703,7 @@ def test_study_spec_key_at_and_beyond_its_edges(key: str, tier: dict, tmp_path: 
     @hypothesis_settings(tier["config"])
     @given(text=value_texts(key), mode=st.sampled_from(["file", "set"]))
     def check(text: str, mode: str) -> None:
-        if mode == "set" and "\x00" in text:
-            mode = "file"  # no NUL in a command line
-        value = loaded(text, mode=mode)
-        valid = expected_valid(key, value, SMOKE_BASE) and not (mode == "set" and (
-            key in SEARCHED or any(t.startswith(key + ".") for t in SEARCHED)))
-        with workdir(tmp_path) as root:
-            if mode == "file":
-                document, key_line = spec_text(key, text)
-                Path("spec.yaml").write_text(document, encoding="utf-8")
-                argv = ["spec.yaml", "--no-report"]
-            else:
-                document, key_line = "extends: smoke.yaml\n", 0
-                Path("spec.yaml").write_text(document, encoding="utf-8")
-                argv = ["spec.yaml", "--no-report", "--set", f"{key}={text}"]
-            before = snapshot(root)
-            o = invoke("studies.run", argv, capsys)
-            check_config_outcome(o, key=key, text=text, mode=mode, valid=valid, file="spec.yaml", document=document,
-                                 key_line=key_line)
-            if o.reached is None:
-                no_changes(before, root, o, f"{key} = {text!r}")
+        study_case(key, text, mode, tmp_path, capsys)
 
     check()
 
@@ -683,25 +716,7 @@ def test_experiment_key_at_and_beyond_its_edges(key: str, tier: dict, tmp_path: 
     @hypothesis_settings(tier["config"])
     @given(text=value_texts(key), mode=st.sampled_from(["file", "set"]))
     def check(text: str, mode: str) -> None:
-        if mode == "set" and "\x00" in text:
-            mode = "file"
-        value = loaded(text, mode=mode)
-        valid = expected_valid(key, value, EXPERIMENT_DEFAULTS)
-        with workdir(tmp_path) as root:
-            if mode == "file":
-                document, key_line = experiment_text(key, text)
-                argv = ["exp.yaml"]
-            else:
-                document = yaml.safe_dump(EXPERIMENT_DEFAULTS, sort_keys=False)
-                key_line = 0
-                argv = ["exp.yaml", "--set", f"{key}={text}"]
-            Path("exp.yaml").write_text(document, encoding="utf-8")
-            before = snapshot(root)
-            o = invoke("cvae.train", argv, capsys)
-            check_config_outcome(o, key=key, text=text, mode=mode, valid=valid, file="exp.yaml", document=document,
-                                 key_line=key_line)
-            if o.reached is None:
-                no_changes(before, root, o, f"{key} = {text!r}")
+        experiment_case(key, text, mode, tmp_path, capsys)
 
     check()
 
@@ -766,6 +781,10 @@ PATH_TARGETS = [
                lambda p: [*CONVERT, "--study", "nostudy", "--tracking-uri", f"sqlite:///{p}"], ("--tracking-uri",)),
 ]
 SPEC = "extends: smoke.yaml\n"
+NEEDS = {"studies.run": {"spec.yaml", "train.txt", "test.txt", "heldout.txt"},
+         "cvae.train": {"exp.yaml", "train.txt", "test.txt", "heldout.txt"},
+         "studies.report": {"mlflow.db"}, "studies.best": set(), "studies.use": set()}
+"""What each command reads besides the path under test (the default MLflow store of the report...)."""
 
 
 @pytest.fixture(scope="module")
@@ -781,15 +800,16 @@ def checkpoint_file(tmp_path_factory) -> Path:
     return path
 
 
-def furnish(folder: Path, *, mlflow_db: Path, checkpoint: Path) -> None:
-    """The valid files every path target may name, and the traps: a file, a folder, links, a FIFO."""
-    (folder / "spec.yaml").write_text(SPEC)
-    (folder / "base.yaml").write_text(SPEC)
-    (folder / "exp.yaml").write_text(_experiment_with(None, None))
-    for name in ("train.txt", "test.txt", "heldout.txt"):
-        shutil.copy(DATA / name, folder / name)
-    shutil.copy(mlflow_db, folder / "mlflow.db")
-    shutil.copy(checkpoint, folder / "model.pt")
+def furnish(folder: Path, names: set[str], *, mlflow_db: Path, checkpoint: Path) -> None:
+    """The valid files ``names`` (those a target's command reads), and the traps: a file, a folder, links, a FIFO."""
+    sources = {"train.txt": DATA / "train.txt", "test.txt": DATA / "test.txt", "heldout.txt": DATA / "heldout.txt",
+               "mlflow.db": mlflow_db, "model.pt": checkpoint}
+    texts = {"spec.yaml": SPEC, "base.yaml": SPEC, "exp.yaml": _experiment_with(None, None)}
+    for name in names:
+        if name in texts:
+            (folder / name).write_text(texts[name])
+        elif name in sources:
+            shutil.copy(sources[name], folder / name)
     (folder / "afile").write_text("x\n")
     (folder / "adir").mkdir()
     (folder / "dangling").symlink_to("nowhere")
@@ -797,20 +817,28 @@ def furnish(folder: Path, *, mlflow_db: Path, checkpoint: Path) -> None:
     os.mkfifo(folder / "fifo")
 
 
-def path_texts(good: str, wd_prefix: str) -> st.SearchStrategy[str]:
+def path_texts(good: str) -> st.SearchStrategy[str]:
     atoms = st.sampled_from(ATOMS).map(lambda a: good if a == "GOOD" else a)
     body = st.lists(atoms, min_size=1, max_size=3).map("/".join)
-    prefix = st.sampled_from(["", "", "./", wd_prefix, "~/", "//"])
+    prefix = st.sampled_from(["", "", "./", WD, "~/", "//"])
     suffix = st.sampled_from(["", "", "/"])
     return st.builds(lambda p, b, s: p + b + s, prefix, body, suffix)
 
 
-def usable(target: PathTarget, o: Outcome, path: str, capture: Path) -> str | None:
-    """For an accepted output path: try what the command does with it once its work is done; -> why it fails."""
+def usable(target: PathTarget, o: Outcome, path: str, capture: Path, root: Path) -> str | None:
+    """For an accepted output path: do with it what the command does once its work is done (open the study storage,
+    save the checkpoint, write the report); -> why that fails. A one-line user error then is a late refusal, which
+    is fine only if it names the flag and made nothing."""
     if target.use is None:
         return None
 
     def body() -> dict[str, Any]:
+        try:
+            return use_path()
+        except UserError as exc:
+            return {"refused": str(exc)}
+
+    def use_path() -> dict[str, Any]:
         if target.use == "storage":
             import optuna
 
@@ -837,61 +865,81 @@ def usable(target: PathTarget, o: Outcome, path: str, capture: Path) -> str | No
             (out / "explosion_trace.png").write_bytes(b"png")
         return {"used": path}
 
-    result, _, _, hung = forked(body, capture=capture)
+    before = snapshot(root)
+    if "fifo" in path or "fifo" in (o.storage or ""):
+        result, _, _, hung = forked(body, capture=capture)
+    else:
+        result, hung = _guarded(body), False
     if hung:
         return f"using it hangs (over {FORK_TIMEOUT:.0f} s)"
     if result.get("crash"):
         return result["crash"].strip().splitlines()[-1]
+    if "refused" in result:
+        made = changes(before, snapshot(root))
+        if made or not any(name in result["refused"] for name in target.mentions):
+            return (f"it is refused only once the work starts, {result['refused']!r}"
+                    + (f", after {made}" if made else ", naming no flag"))
     return None
+
+
+WD = "WD/"
+"""In a generated path: the working directory's absolute path."""
+
+
+def path_case(target: PathTarget, path: str, base: Path, capsys: Any, *, mlflow_db: Path, checkpoint: Path) -> None:
+    """``target``'s command given ``path``: it works (and what the command then does with it works too), or the
+    contract. A path through the FIFO runs in a forked child, so that a blocking read can only hang that child."""
+    with workdir(base) as root:
+        wd, home = root / "wd", root / "home"
+        path = path.replace(WD, str(wd) + "/")
+        capture = root.parent / f"{root.name}-capture"
+        furnish(wd, {target.good, *NEEDS[target.prog]}, mlflow_db=mlflow_db, checkpoint=checkpoint)
+        furnish(home, {target.good}, mlflow_db=mlflow_db, checkpoint=checkpoint)
+        if target.file == "spec.yaml" and target.field == "extends":
+            (wd / "spec.yaml").write_text(f"extends: {json.dumps(path)}\n")
+        elif target.file == "spec.yaml":
+            (wd / "spec.yaml").write_text(SPEC + f"data:\n  {target.field[5:]}: {json.dumps(path)}\n")
+        elif target.file == "exp.yaml":
+            (wd / "exp.yaml").write_text(_experiment_with(target.field, path))
+        argv = target.argv(path)
+        before = snapshot(root)
+        try:
+            o = invoke_forked(target.prog, argv, capture) if "fifo" in path else invoke(target.prog, argv, capsys)
+            where = f"{target.what} = {path!r}"
+            if (o.reached is not None or o.code == 0) and o.crash is None and not o.hung:
+                problem = usable(target, o, path, capture, root)
+                assert problem is None, f"{o.command()}: accepted {where}, but then: {problem}"
+                return
+        finally:
+            shutil.rmtree(capture, ignore_errors=True)
+        names = target.mentions
+        if target.what == "spec" or (target.field is not None and target.prog == "cvae.train"):
+            names = (*names, *_shown_forms(path))  # the data file itself is at fault
+        line = check_refusal(o, names=names, what=where)
+        if target.field == "extends":  # what is wrong in the extended file: that file and its line
+            assert names_key(line, "extends") or LINE_NAMED.search(line), (
+                f"{o.command()}: names neither the key extends nor a line: {line!r}; input: {where}")
+        elif target.field is not None and target.prog == "cvae.train":
+            assert names_key(line, target.field) or data_file_named(line, path), (
+                f"{o.command()}: names neither the key {target.field} nor the data file {path!r} (with its line "
+                f"or as a whole): {line!r}; input: {where}")
+        elif target.field is not None:
+            assert names_key(line, target.field), (
+                f"{o.command()}: names no key {target.field}: {line!r}; input: {where}")
+        no_changes(before, root, o, where)
 
 
 @pytest.mark.parametrize("tier", TIERS)
 @pytest.mark.parametrize("target", PATH_TARGETS, ids=[f"{t.prog} {t.what}" for t in PATH_TARGETS])
-def test_path_flag_or_field_works_or_is_refused(target: PathTarget, tier: dict, tmp_path: Path, stand_ins,
+def test_path_flag_or_field_works_or_is_refused(target: PathTarget, tier: dict, tmp_path: Path, stand_ins, capsys,
                                                 mlflow_template: Path, checkpoint_file: Path) -> None:
-    """Every path flag and path field, given awkward paths: it works (and what the command then does with it works
-    too), or the contract; in a forked child, so that a FIFO read can only hang the child."""
-    base = tmp_path / "runs"
-    base.mkdir()
-    capture = tmp_path / "capture"
+    """Every path flag and path field, given awkward paths (long names, missing parents, files for folders, dangling
+    and looping links, a FIFO, control characters, `~`): it works, or the contract."""
 
     @hypothesis_settings(tier["paths"])
-    @given(data=st.data())
-    def check(data: st.DataObject) -> None:
-        with workdir(base) as root:
-            wd, home = root / "wd", root / "home"
-            path = data.draw(path_texts(target.good, str(wd) + "/"), label="path")
-            furnish(wd, mlflow_db=mlflow_template, checkpoint=checkpoint_file)
-            furnish(home, mlflow_db=mlflow_template, checkpoint=checkpoint_file)
-            if target.file == "spec.yaml" and target.field == "extends":
-                (wd / "spec.yaml").write_text(f"extends: {json.dumps(path)}\n")
-            elif target.file == "spec.yaml":
-                (wd / "spec.yaml").write_text(SPEC + f"data:\n  {target.field[5:]}: {json.dumps(path)}\n")
-            elif target.file == "exp.yaml":
-                (wd / "exp.yaml").write_text(_experiment_with(target.field, path))
-            argv = target.argv(path)
-            before = snapshot(root)
-            o = invoke_forked(target.prog, argv, capture)
-            where = f"{target.what} = {path!r}"
-            if (o.reached is not None or o.code == 0) and o.crash is None and not o.hung:
-                problem = usable(target, o, path, capture)
-                assert problem is None, f"{o.command()}: accepted {where}, but then: {problem}"
-                return
-            names = target.mentions
-            if target.what == "spec" or (target.field is not None and target.prog == "cvae.train"):
-                names = (*names, *_shown_forms(path))  # the data file itself is at fault
-            line = check_refusal(o, names=names, what=where)
-            if target.field == "extends":  # what is wrong in the extended file: that file and its line
-                assert names_key(line, "extends") or LINE_NAMED.search(line), (
-                    f"{o.command()}: names neither the key extends nor a line: {line!r}; input: {where}")
-            elif target.field is not None and target.prog == "cvae.train":
-                assert names_key(line, target.field) or data_file_named(line, path), (
-                    f"{o.command()}: names neither the key {target.field} nor the data file {path!r} (with its line "
-                    f"or as a whole): {line!r}; input: {where}")
-            elif target.field is not None:
-                assert names_key(line, target.field), (
-                    f"{o.command()}: names no key {target.field}: {line!r}; input: {where}")
-            no_changes(before, root, o, where)
+    @given(path=path_texts(target.good))
+    def check(path: str) -> None:
+        path_case(target, path, tmp_path, capsys, mlflow_db=mlflow_template, checkpoint=checkpoint_file)
 
     check()
 
@@ -1055,51 +1103,56 @@ DATA_TARGETS = [("studies.run", "data.train", "train"), ("studies.run", "data.te
                 ("cvae.train", "data.test", "test")]
 
 
+def data_case(prog: str, key: str, kind: str, data: bytes, base: Path, capsys: Any) -> None:
+    """``prog`` with --set KEY=FILE, FILE holding ``data``: accepted only if no line is wrong however it is read;
+    refused naming the file and the line an editor shows (lines split at \\n only), never a good or blank line."""
+    name = key.removeprefix("data.") + ".txt"
+    spec = "smoke.yaml" if prog == "studies.run" else "baseline.yaml"
+    v = verdicts(data, kind)
+    with workdir(base) as root:
+        Path(name).write_bytes(data)
+        argv = [spec, "--set", f"{key}={name}"] + (["--no-report"] if prog == "studies.run" else [])
+        before = snapshot(root)
+        o = invoke(prog, argv, capsys)
+        shown = f"{name} = {data!r}"
+        if o.reached is not None and o.crash is None:
+            bad = [i + 1 for i in range(len(v.lines)) if v.definitely(i, "bad")]
+            assert not bad, f"{o.command()}: accepted {name} whose line {bad[0]} is wrong however it is read " \
+                            f"({v.lines[bad[0] - 1]!r}); {shown}"
+            assert not (v.empty and all(v.definitely(i, "blank") for i in range(len(v.lines)))), (
+                f"{o.command()}: accepted an empty {name}; {shown}")
+            return
+        line = check_refusal(o, names=(name,), what=shown)
+        at = re.search(rf"{re.escape(name)}:(\d+):", line)
+        if at is None:
+            assert f"{name}: " in line, f"{o.command()}: names {name} with no line: {line!r}; {shown}"
+            assert v.empty or v.mixed, f"{o.command()}: refuses {name} as a whole, naming no line: {line!r}; {shown}"
+        else:
+            n = int(at.group(1))
+            assert 1 <= n <= len(v.lines), (
+                f"{o.command()}: names line {n} of a file an editor shows with {len(v.lines)} lines "
+                f"(split at \\n only): {line!r}; {shown}")
+            i = n - 1
+            assert not v.definitely(i, "good") and not v.definitely(i, "blank"), (
+                f"{o.command()}: names line {n}, {v.lines[i]!r}, which is {v.a[i]} however it is read (lines "
+                f"split at \\n only): {line!r}; {shown}")
+            earlier = [j + 1 for j in range(i) if v.definitely(j, "bad") and not v.undecodable(i)]
+            assert not earlier, (
+                f"{o.command()}: names line {n}, but line {earlier[0]} ({v.lines[earlier[0] - 1]!r}) is wrong "
+                f"before it (lines split at \\n only): {line!r}; {shown}")
+        no_changes(before, root, o, shown)
+
+
 @pytest.mark.parametrize("tier", TIERS)
 @pytest.mark.parametrize(("prog", "key", "kind"), DATA_TARGETS, ids=[f"{p} {k}" for p, k, _ in DATA_TARGETS])
 def test_noisy_data_file_is_accepted_or_refused_at_its_editor_line(prog: str, key: str, kind: str, tier: dict,
                                                                    tmp_path: Path, capsys, stand_ins) -> None:
-    """A generated data file given with --set data.X=FILE: accepted only if no line is wrong however it is read;
-    refused naming the file and the line an editor shows (lines split at \\n only), never a good or blank line."""
-    name = key.removeprefix("data.") + ".txt"
-    spec = "smoke.yaml" if prog == "studies.run" else "baseline.yaml"
+    """A generated train, test or heldout file with noise given with --set data.X=FILE: accepted, or refused at the
+    line an editor shows."""
 
     @hypothesis_settings(tier["data"])
     @given(data=data_file(kind))
     def check(data: bytes) -> None:
-        v = verdicts(data, kind)
-        with workdir(tmp_path) as root:
-            Path(name).write_bytes(data)
-            argv = [spec, "--set", f"{key}={name}"] + (["--no-report"] if prog == "studies.run" else [])
-            before = snapshot(root)
-            o = invoke(prog, argv, capsys)
-            shown = f"{name} = {data!r}"
-            if o.reached is not None and o.crash is None:
-                bad = [i + 1 for i in range(len(v.lines)) if v.definitely(i, "bad")]
-                assert not bad, f"{o.command()}: accepted {name} whose line {bad[0]} is wrong however it is read " \
-                                f"({v.lines[bad[0] - 1]!r}); {shown}"
-                assert not (v.empty and all(v.definitely(i, "blank") for i in range(len(v.lines)))), (
-                    f"{o.command()}: accepted an empty {name}; {shown}")
-                return
-            line = check_refusal(o, names=(name,), what=shown)
-            at = re.search(rf"{re.escape(name)}:(\d+):", line)
-            if at is None:
-                assert f"{name}: " in line, f"{o.command()}: names {name} with no line: {line!r}; {shown}"
-                assert v.empty or v.mixed, (
-                    f"{o.command()}: refuses {name} as a whole, naming no line: {line!r}; {shown}")
-            else:
-                n = int(at.group(1))
-                assert 1 <= n <= len(v.lines), (
-                    f"{o.command()}: names line {n} of a file an editor shows with {len(v.lines)} lines "
-                    f"(split at \\n only): {line!r}; {shown}")
-                i = n - 1
-                assert not v.definitely(i, "good") and not v.definitely(i, "blank"), (
-                    f"{o.command()}: names line {n}, {v.lines[i]!r}, which is {v.a[i]} however it is read (lines "
-                    f"split at \\n only): {line!r}; {shown}")
-                earlier = [j + 1 for j in range(i) if v.definitely(j, "bad") and not v.undecodable(i)]
-                assert not earlier, (
-                    f"{o.command()}: names line {n}, but line {earlier[0]} ({v.lines[earlier[0] - 1]!r}) is wrong "
-                    f"before it (lines split at \\n only): {line!r}; {shown}")
-            no_changes(before, root, o, shown)
+        data_case(prog, key, kind, data, tmp_path, capsys)
 
     check()
