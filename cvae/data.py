@@ -10,9 +10,10 @@ import codecs
 import random
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -233,16 +234,20 @@ class Data:
 
     @classmethod
     def load(cls, config: ExperimentConfig) -> "Data":
+        """Every file ``config.data`` names; a DataError that starts with the key of the file at fault."""
         cfg = config.data
-        train = cfg.resolve("train")
-        assert train is not None  # a required field
-        rows = read_train(train)
+
+        def read(name: str, reader: Callable[[Path], Any]) -> Any:
+            path = cfg.resolve(name)
+            try:
+                return None if path is None else reader(path)
+            except DataError as exc:
+                raise DataError(f"key data.{name}: {exc}") from None
+
+        rows = read("train", read_train)
         if cfg.max_verbs is not None:
             rows = rows[: cfg.max_verbs]
         words, tenses = training_examples(rows)
-        heldout_path = cfg.resolve("heldout")
-        test = cfg.resolve("test")
-        assert test is not None  # a required field
-        return cls(rows=rows, words=words, tenses=torch.tensor(tenses), test=read_pairs(test),
-                   heldout=read_pairs(heldout_path) if heldout_path is not None else None,
+        return cls(rows=rows, words=words, tenses=torch.tensor(tenses), test=read("test", read_pairs),
+                   heldout=read("heldout", read_pairs),
                    val=validation_pairs(rows, n=cfg.val_pairs, seed=config.train.eval_seed))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from cvae.errors import ConfigError, short_repr
 
+UNPRINTABLE = ("Cc", "Zl", "Zp")
+"""Unicode categories refused in a path: control characters and the line and paragraph separators."""
 MAX_NAME_BYTES = 255
 """Longest file or folder name (bytes, UTF-8)."""
 MAX_PATH_BYTES = 4096
@@ -27,8 +29,8 @@ def expand(text: str | Path) -> Path:
 
 def path_problem(text: str) -> str | None:
     """Why ``text`` cannot be a path here, or None."""
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        bad = next(ch for ch in text if unicodedata.category(ch) == "Cc")
+    if any(unicodedata.category(ch) in UNPRINTABLE for ch in text):
+        bad = next(ch for ch in text if unicodedata.category(ch) in UNPRINTABLE)
         return f"holds the control character {bad!r}; a path here is printable text"
     if text.startswith("~") and expand(text) == Path(text) and text != "~" * len(text):
         return f"starts with {text.split('/', 1)[0]!r}, the home folder of a user this machine does not have"
@@ -47,7 +49,12 @@ def user_path(text: str | Path, *, where: str) -> Path:
     problem = path_problem(str(text))
     if problem is not None:
         raise ConfigError(f"{where} {short_repr(str(text))}: {problem}")
-    return expand(text)
+    path = expand(text)
+    try:
+        path.resolve()
+    except (RuntimeError, OSError) as exc:  # a loop of symbolic links (RuntimeError before Python 3.13)
+        raise ConfigError(f"{where} {short_repr(str(text))}: cannot be followed ({exc})") from None
+    return path
 
 
 def path_arg(text: str) -> Path:

@@ -13,7 +13,7 @@ from cvae import names
 from cvae.checkpoint import save_checkpoint
 from cvae.cli import ArgumentParser, add_set_argument, check_output, run_command
 from cvae.configfile import load_config
-from cvae.data import Data
+from cvae.data import Data, DataError
 from cvae.device import resolve_device
 from cvae.errors import ConfigError
 from cvae.paths import path_arg
@@ -79,7 +79,10 @@ def train(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.spec}: {exc}") from None
     if args.save is not None:  # before minutes of training, not after
         check_output(args.save, flag="--save")
-    data = Data.load(config)
+    try:
+        data = Data.load(config)
+    except DataError as exc:  # names the key (data.train, ...) and the file and line at fault
+        raise DataError(f"{args.spec}: {exc}") from None
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[figures]}"))
     with Progress(*columns, console=console, transient=False) as bar:

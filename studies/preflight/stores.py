@@ -20,8 +20,8 @@ import sqlalchemy.exc
 import sqlalchemy.pool
 
 from cvae.cli import check_output
-from cvae.errors import ConfigError
-from cvae.paths import user_path
+from cvae.errors import ConfigError, short_repr
+from cvae.paths import MAX_NAME_BYTES, user_path
 from studies.secrets import redact
 
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
@@ -31,6 +31,18 @@ RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 OWN_STORAGE = ("leave --storage out (the default, mlruns/optuna/STUDY.journal), or pass a journal file or another "
                "database, e.g. --storage study.journal")
 """What to pass instead of a storage that cannot be the study's."""
+
+
+SIDE_FILE_SUFFIX = "-journal"
+"""The longest suffix a store adds to its file's name for a file beside it (SQLite's `-journal`; a journal's
+`.lock` is shorter)."""
+
+
+def _with_side_files(path: Path, *, flag: str, target: str) -> None:
+    """A store file's name leaves room for the files made beside it (``SIDE_FILE_SUFFIX``)."""
+    if len(path.name.encode("utf-8", "surrogatepass")) + len(SIDE_FILE_SUFFIX) > MAX_NAME_BYTES:
+        raise ConfigError(f"{flag} {short_repr(redact(target))}: its file name leaves no room for the "
+                          f"'{SIDE_FILE_SUFFIX}' file made beside it (a name may have at most {MAX_NAME_BYTES} bytes)")
 
 
 def check_storage(target: str, *, tracking_uri: str | None = None) -> None:
@@ -52,13 +64,14 @@ def check_storage(target: str, *, tracking_uri: str | None = None) -> None:
         path = sqlite_file(target)
         if path is None:
             raise ConfigError(f"--storage {shown}: expected sqlite:///FILE.db (a file, not in memory)")
-        user_path(path, where="--storage")
+        _with_side_files(user_path(path, where="--storage"), flag="--storage", target=target)
         if not path.parent.is_dir():
             raise ConfigError(f"--storage {shown}: folder {path.parent} does not exist")
         if path.is_dir():
             raise ConfigError(f"--storage {shown}: {path} is a folder; {OWN_STORAGE}")
     else:
         path = user_path(target, where="--storage")  # `~` is the home folder, as in every path
+        _with_side_files(path, flag="--storage", target=target)
         if path.is_dir():
             raise ConfigError(f"--storage {shown}: is a folder; give a journal file path or an RDB URL")
     if tracking_db is not None and path.resolve() == tracking_db.resolve():
@@ -162,7 +175,7 @@ def check_tracking_uri(uri: str) -> None:
         path = sqlite_file(uri)
         if path is None:
             raise ConfigError(f"--tracking-uri {shown}: expected sqlite:///FILE.db (a file, not in memory)")
-        user_path(path, where="--tracking-uri")
+        _with_side_files(user_path(path, where="--tracking-uri"), flag="--tracking-uri", target=uri)
         if path.is_dir():
             raise ConfigError(f"--tracking-uri {shown}: {path} is a folder; name the database file in it, e.g. "
                               f"sqlite:///{path / 'mlflow.db'}")

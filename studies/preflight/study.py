@@ -32,7 +32,7 @@ def check_data(spec: Spec) -> None:
         try:
             Data.load(config)
         except DataError as exc:
-            raise ConfigError(f"{spec.path}: key data: {exc}") from None
+            raise ConfigError(f"{spec.path}: {exc}") from None
 
 
 RESOURCE_CHECK_GRID = 2_000

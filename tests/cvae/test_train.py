@@ -25,7 +25,7 @@ def test_cli_trains_and_refuses_bad_input(tmp_path):
     assert bad.stderr.strip() == f"cvae.train: error: {spec}: key optim.lr: Input should be greater than 0, got -1"
     missing = subprocess.run([sys.executable, "-m", "cvae.train", str(spec), "--set", "data.test=/no/such.txt"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 2 and missing.stderr.strip() == "cvae.train: error: /no/such.txt: file not found"
+    assert missing.returncode == 2 and missing.stderr.strip() == f"cvae.train: error: {spec}: key data.test: /no/such.txt: file not found"
 
 
 def test_cli_explains_a_divergence(tmp_path):
