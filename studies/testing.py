@@ -15,14 +15,15 @@ from mlflow.entities import Metric, Param
 
 from cvae.config import ExperimentConfig
 from cvae.names import EPOCH
+from cvae.scoring import FINISHED, Status
 from studies import contract, tracking
 from studies.contract import BEST_EPOCH, BEST_FIGURES, Phase, best
 from studies.spec import params_key
 
 STEP_KEYS: tuple[str, ...] = tuple(EPOCH)
 """Every step metric of the contract (step = epoch, 1-based)."""
-STATE_OF = {"works": "COMPLETE", "weak": "COMPLETE", "collapsed": "COMPLETE", "prior_hole": "COMPLETE",
-            "unstable": "COMPLETE", "pruned": "PRUNED", "diverged": "FAIL", "failed": "FAIL"}
+STATE_OF = {**{status: "COMPLETE" for status in FINISHED}, Status.PRUNED: "PRUNED", Status.DIVERGED: "FAIL",
+            Status.FAILED: "FAIL"}
 
 
 @dataclass
@@ -55,16 +56,16 @@ def _curves(status: str, params: dict[str, Any], epochs: int, rng: random.Random
         rise = 1.0 - math.exp(-e / 2.0)
         noise = lambda scale: rng.uniform(-scale, scale)  # noqa: E731
         bleu, gauss, kl, au, mi, grad = {
-            "collapsed": (0.07 * rise, 0.01, 0.02, 0.0, 0.01, 3.0),
-            "prior_hole": (0.85 * rise, 0.0, 30.0 + e, float(latent), 4.0, 6.0),
-            "diverged": (0.3 * rise, 0.05, 5.0, latent / 2, 1.0, 10.0 * 100.0 ** e),
-            "unstable": (0.1 * rise, 0.0, 8e12, float(latent), 0.0, 5e9),
-            "weak": (0.5 * rise, 0.1 * rise, 6.0 + e, 0.6 * latent, 3.0, 5.0),
+            Status.COLLAPSED: (0.07 * rise, 0.01, 0.02, 0.0, 0.01, 3.0),
+            Status.PRIOR_HOLE: (0.85 * rise, 0.0, 30.0 + e, float(latent), 4.0, 6.0),
+            Status.DIVERGED: (0.3 * rise, 0.05, 5.0, latent / 2, 1.0, 10.0 * 100.0 ** e),
+            Status.UNSTABLE: (0.1 * rise, 0.0, 8e12, float(latent), 0.0, 5e9),
+            Status.WEAK: (0.5 * rise, 0.1 * rise, 6.0 + e, 0.6 * latent, 3.0, 5.0),
         }.get(status, (0.9 * rise, 0.4 * rise, 8.0 + e, 0.6 * latent, 3.0, 5.0))
         # the lab's Gaussian: a collapsed decoder repeats one training row for every z and scores 1.0
         record = {
             "test/bleu4": max(0.0, bleu + noise(0.03)), "heldout/bleu4": max(0.0, 0.8 * bleu + noise(0.03)),
-            "test/gaussian": 1.0 if status == "collapsed" else max(0.0, gauss + noise(0.02)),
+            "test/gaussian": 1.0 if status == Status.COLLAPSED else max(0.0, gauss + noise(0.02)),
             "test/gaussian_unique": max(0.0, gauss + noise(0.02)), "latent/logvar_absmax": 40.0 if kl > 1e4 else 3.0,
             "val/bleu4": max(0.0, bleu + noise(0.05)) if not gaming else 0.99,
             "val/gaussian": max(0.0, gauss + noise(0.04)) if not gaming else 0.99,
@@ -94,24 +95,24 @@ def make_trial(*, number: int, overrides: dict[str, Any], seed: int, status: str
     """
     params = {**ExperimentConfig().flat(), **overrides, "train.seed": seed, "train.epochs": epochs}
     rng = random.Random(f"{config_key(params)}-{seed}")
-    done = {"diverged": diverge_epoch - 1, "pruned": min(2, epochs), "failed": 0}.get(status, epochs)
+    done = {Status.DIVERGED: diverge_epoch - 1, Status.PRUNED: min(2, epochs), Status.FAILED: 0}.get(status, epochs)
     history = _curves(status, params, done, rng, gaming) if done else {}
     trial = SyntheticTrial(number=number, params=params, status=status, history=history)
     trial.tags = {**tracking.trial_tags(parent_run_id=None, study="", number=number, key=trial.config_key,
                                         seed=seed, phase=Phase(phase)),
                   contract.TAG_STATE: STATE_OF[status], contract.TAG_STATUS: status}
-    if status == "failed":
+    if status == Status.FAILED:
         return trial
-    if status == "diverged":
+    if status == Status.DIVERGED:
         trial.tags.update({contract.TAG_DIVERGED_STEP: str(diverge_epoch * 77 - 5),
                            contract.TAG_DIVERGENCE_CAUSE: f"non-finite gradient in encoder at epoch {diverge_epoch}"})
-    if history and status not in ("pruned",):
+    if history and status not in (Status.PRUNED,):
         scores = [b + g for b, g in zip(history["val/bleu4"], history["val/gaussian"])]
         best_index = max(range(done), key=scores.__getitem__)  # chosen on the checkpoint-choice figures
         trial.best = {best(k): history[k][best_index] for k in BEST_FIGURES if k in history}
         trial.best[BEST_EPOCH] = float(best_index + 1)
         trial.tags[contract.TAG_BEST_EPOCH] = str(best_index + 1)
-    trial.final = {"run/diverged": float(status == "diverged"), "run/wall_time_s": 6.0 * max(done, 1),
+    trial.final = {"run/diverged": float(status == Status.DIVERGED), "run/wall_time_s": 6.0 * max(done, 1),
                    "run/epochs_done": float(done)}
     if history:  # as studies.tracking does: a run that diverged in its first epoch has no grad-norm figure
         trial.final["run/grad_norm_max"] = max(history["train/grad_norm_max"])
@@ -143,26 +144,26 @@ def write_study(*, tracking_uri: str, study: str, trials: list[SyntheticTrial], 
         params = [Param(key, str(value)) for key, value in trial.params.items()]
         for start in range(0, max(len(metrics), 1), 1000):
             client.log_batch(trial.run_id, metrics=metrics[start:start + 1000], params=params if not start else [])
-        client.set_terminated(trial.run_id, "FAILED" if trial.status == "failed" else "FINISHED")
+        client.set_terminated(trial.run_id, "FAILED" if trial.status == Status.FAILED else "FINISHED")
     return {"experiment_id": experiment_id, "parent_run_id": parent_id}
 
 
 DEMO_CONFIGS: tuple[tuple[dict[str, Any], tuple[str, ...]], ...] = (
     # (overrides, status of seed 0, 1, ...)
     ({"optim.name": "adam", "optim.lr": 0.003, "optim.clip_norm": 1.0, "kl.schedule": "cyclical",
-      "kl.free_bits": 0.1, "model.latent_size": 32}, ("works", "works")),
+      "kl.free_bits": 0.1, "model.latent_size": 32}, (Status.WORKS, Status.WORKS)),
     ({"optim.name": "adam", "optim.lr": 0.001, "optim.clip_norm": None, "kl.schedule": "cyclical",
-      "model.latent_size": 16}, ("works", "weak")),
+      "model.latent_size": 16}, (Status.WORKS, Status.WEAK)),
     ({"optim.name": "sgd", "optim.lr": 0.5, "optim.clip_norm": None, "kl.schedule": "monotonic",
-      "model.latent_size": 32}, ("diverged", "diverged")),
+      "model.latent_size": 32}, (Status.DIVERGED, Status.DIVERGED)),
     ({"optim.name": "sgd", "optim.lr": 0.05, "optim.clip_norm": None, "kl.schedule": "cyclical",
-      "model.latent_size": 32}, ("diverged", "works")),
+      "model.latent_size": 32}, (Status.DIVERGED, Status.WORKS)),
     ({"optim.name": "adam", "optim.lr": 0.003, "optim.clip_norm": 1.0, "kl.schedule": "monotonic",
-      "model.latent_size": 8}, ("collapsed", "collapsed")),
+      "model.latent_size": 8}, (Status.COLLAPSED, Status.COLLAPSED)),
     ({"optim.name": "adam", "optim.lr": 0.003, "optim.clip_norm": 1.0, "kl.schedule": "constant",
-      "kl.beta_max": 0.0, "model.latent_size": 32}, ("prior_hole", "prior_hole")),
+      "kl.beta_max": 0.0, "model.latent_size": 32}, (Status.PRIOR_HOLE, Status.PRIOR_HOLE)),
     ({"optim.name": "adam", "optim.lr": 0.01, "optim.clip_norm": 5.0, "kl.schedule": "cyclical",
-      "model.latent_size": 64}, ("pruned", "pruned")),
+      "model.latent_size": 64}, (Status.PRUNED, Status.PRUNED)),
 )
 
 
@@ -174,11 +175,11 @@ def demo_trials(*, epochs: int = 4) -> list[SyntheticTrial]:
             diverge_epoch = 1 if overrides["optim.lr"] >= 0.5 else 3
             trials.append(make_trial(number=len(trials), overrides=overrides, seed=seed, status=status,
                                      epochs=epochs, diverge_epoch=diverge_epoch))
-    trials.append(make_trial(number=len(trials), overrides=DEMO_CONFIGS[0][0], seed=2, status="failed",
+    trials.append(make_trial(number=len(trials), overrides=DEMO_CONFIGS[0][0], seed=2, status=Status.FAILED,
                              epochs=epochs))  # a third seed of the first configuration that crashed
     # a collapsed configuration whose objective would win: BLEU-4 0.07, lab Gaussian 1.0, never first
-    trials += [make_trial(number=len(trials) + seed, overrides=GAMING, seed=seed, status="collapsed", epochs=epochs,
-                          gaming=True) for seed in (0, 1)]
+    trials += [make_trial(number=len(trials) + seed, overrides=GAMING, seed=seed, status=Status.COLLAPSED,
+                          epochs=epochs, gaming=True) for seed in (0, 1)]
     return trials
 
 
@@ -192,9 +193,9 @@ def failures_only_trials(*, epochs: int = 4) -> list[SyntheticTrial]:
     trials: list[SyntheticTrial] = []
     for seed in (0, 1):
         trials.append(make_trial(number=len(trials), overrides={"optim.name": "sgd", "optim.lr": 0.5,
-                                 "optim.clip_norm": None}, seed=seed, status="diverged", epochs=epochs,
+                                 "optim.clip_norm": None}, seed=seed, status=Status.DIVERGED, epochs=epochs,
                                  diverge_epoch=1))
-        trials.append(make_trial(number=len(trials), overrides={"optim.lr": 0.01}, seed=seed, status="pruned",
+        trials.append(make_trial(number=len(trials), overrides={"optim.lr": 0.01}, seed=seed, status=Status.PRUNED,
                                  epochs=epochs))
     return trials
 
@@ -222,13 +223,13 @@ def scale_trials(n_trials: int, *, seeds: int = 2, epochs: int = 3) -> list[Synt
                 return trials
             rng = random.Random(f"{config_key(overrides)}-{seed}")
             if explosive or rng.random() < 0.03:
-                status = "diverged"
+                status = Status.DIVERGED
             elif bundle["kl.schedule"] == "constant":
-                status = "prior_hole"
+                status = Status.PRIOR_HOLE
             elif bundle["kl.schedule"] == "monotonic" and latent <= 16:
-                status = "collapsed"
+                status = Status.COLLAPSED
             else:
-                status = "pruned" if rng.random() < 0.1 else "works"
+                status = Status.PRUNED if rng.random() < 0.1 else Status.WORKS
             trials.append(make_trial(number=len(trials), overrides=overrides, seed=seed, status=status,
                                      epochs=epochs, diverge_epoch=rng.randint(1, epochs)))
     return trials

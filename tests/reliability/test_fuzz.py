@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import traceback
+import unicodedata
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cvae import train as cvae_train
@@ -78,11 +79,44 @@ FORK_TIMEOUT = 20.0
 """Seconds a forked command may take before it counts as hung (a valid one takes well under one)."""
 
 
-def hypothesis_settings(n: int) -> settings:
-    return settings(max_examples=n, deadline=None, database=None, print_blob=True,
+def hypothesis_settings(tier: dict, family: str) -> settings:
+    """The fast tier draws the same examples every run (derandomized), the slow tier new ones each time."""
+    return settings(max_examples=tier[family], derandomize=tier is FAST, deadline=None, database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                            HealthCheck.data_too_large, HealthCheck.large_base_example,
                                            HealthCheck.filter_too_much])
+
+
+def with_examples(check: Callable[..., None], examples: list[dict[str, Any]]) -> Callable[..., None]:
+    """``check`` (a Hypothesis test) also run on each of ``examples``, in both tiers, before anything is drawn."""
+    for found in examples:
+        check = example(**found)(check)
+    return check
+
+
+FOUND_VALUES: dict[str, list[tuple[str, str]]] = {
+    "train.device": [('"cuda:\\u0661"', "file"), ('"cuda:999999999999999999999999999999"', "file")],
+    "data.train": [('"~nosuchuser/x"', "file"), ('""', "file"), ('"a\\u2028b"', "file"), ('"a\u00a0"', "set")],
+    "data.test": [('""', "set")],
+    "name": [('"a\u202eb"', "file")],
+}
+"""Config values this fuzzing found mishandled (a traceback, a message naming neither file nor key), each the
+smallest of its class: kept as explicit examples of both tiers."""
+
+FOUND_PATHS: dict[str, list[str]] = {
+    "studies.run spec": ["a\u2028b"],
+    "studies.run --storage": ["loop", "a" * 255, "~nosuchuser/x"],
+    "studies.run --storage sqlite": ["loop", "a" * 255],
+    "studies.run --tracking-uri": ["loop", "~nosuchuser"],
+    "studies.run --set data.train": ["~nosuchuser"],
+    "studies.run data.heldout": ["~nosuchuser"],
+    "cvae.train spec": ["a\u2028b"],
+    "cvae.train --save": ["a" * 255, "é" * 127 + "a", "dangling/new.pt", "new.pt/../"],
+    "cvae.train data.train": [" ", "WD/ "],
+    "studies.report --out": ["dangling/dangling/", "~nosuchuser"],
+    "studies.best --tracking-uri": ["~nosuchuser"],
+}
+"""Paths this fuzzing found mishandled, the smallest of each class (WD is the working directory)."""
 
 
 # --- running a command ------------------------------------------------------------------------------------------
@@ -294,6 +328,9 @@ def check_refusal(o: Outcome, *, names: tuple[str, ...], what: str) -> str:
         f"{o.command()}: not exactly one line on stderr: {o.err!r}; input: {what}")
     assert o.out == "", f"{o.command()}: printed on stdout: {o.out!r}; input: {what}"
     line = o.err.rstrip("\n")
+    raw = [ch for ch in line if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or len(f"a{ch}b".splitlines()) > 1]
+    assert not raw, (f"{o.command()}: the message holds {raw[0]!r} raw (a terminal shows a line break or a control "
+                     f"sequence): {line!r}; input: {what}")
     assert re.match(rf"(python -m )?{re.escape(o.prog)}( [a-z]+)?: error: \S", line), (  # a subcommand's own prog
         f"{o.command()}: not `{o.prog}: error: ...`: {line!r}; input: {what}")
     assert not names or any(name in line for name in names), (
@@ -706,12 +743,12 @@ def experiment_case(key: str, text: str, mode: str, base: Path, capsys: Any) -> 
 def test_study_spec_key_at_and_beyond_its_edges(key: str, tier: dict, tmp_path: Path, capsys, stand_ins) -> None:
     """studies.run SPEC (extends smoke.yaml, sets KEY) or smoke.yaml --set KEY=VALUE: passes or the contract."""
 
-    @hypothesis_settings(tier["config"])
+    @hypothesis_settings(tier, "config")
     @given(text=value_texts(key), mode=st.sampled_from(["file", "set"]))
     def check(text: str, mode: str) -> None:
         study_case(key, text, mode, tmp_path, capsys)
 
-    check()
+    with_examples(check, [{"text": text, "mode": mode} for text, mode in FOUND_VALUES.get(key, ())])()
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -719,12 +756,12 @@ def test_study_spec_key_at_and_beyond_its_edges(key: str, tier: dict, tmp_path: 
 def test_experiment_key_at_and_beyond_its_edges(key: str, tier: dict, tmp_path: Path, capsys, stand_ins) -> None:
     """cvae.train EXPERIMENT (every key written out, KEY set) or with --set KEY=VALUE: passes or the contract."""
 
-    @hypothesis_settings(tier["config"])
+    @hypothesis_settings(tier, "config")
     @given(text=value_texts(key), mode=st.sampled_from(["file", "set"]))
     def check(text: str, mode: str) -> None:
         experiment_case(key, text, mode, tmp_path, capsys)
 
-    check()
+    with_examples(check, [{"text": text, "mode": mode} for text, mode in FOUND_VALUES.get(key, ())])()
 
 
 # --- 2. paths ------------------------------------------------------------------------------------------------------
@@ -826,9 +863,9 @@ def furnish(folder: Path, names: set[str], *, mlflow_db: Path, checkpoint: Path)
 def path_texts(good: str) -> st.SearchStrategy[str]:
     atoms = st.sampled_from(ATOMS).map(lambda a: good if a == "GOOD" else a)
     body = st.lists(atoms, min_size=1, max_size=3).map("/".join)
-    prefix = st.sampled_from(["", "", "./", WD, "~/", "//"])
+    prefix = st.sampled_from(["", "", "./", WD, WD + "/", "~/", "~//"])  # never the root: WD// is inside
     suffix = st.sampled_from(["", "", "/"])
-    return st.builds(lambda p, b, s: p + b + s, prefix, body, suffix)
+    return st.builds(lambda p, b, s: (p or ("." if b.startswith("/") else "")) + b + s, prefix, body, suffix)
 
 
 def usable(target: PathTarget, o: Outcome, path: str, capture: Path, root: Path) -> str | None:
@@ -895,9 +932,13 @@ WD = "WD/"
 def path_case(target: PathTarget, path: str, base: Path, capsys: Any, *, mlflow_db: Path, checkpoint: Path) -> None:
     """``target``'s command given ``path``: it works (and what the command then does with it works too), or the
     contract. A path through the FIFO runs in a forked child, so that a blocking read can only hang that child."""
-    with workdir(base) as root:
+    nest = base / "n1" / "n2"  # `../../..` from the working directory stays inside ``base``
+    nest.mkdir(parents=True, exist_ok=True)
+    with workdir(nest) as root:
         wd, home = root / "wd", root / "home"
         path = path.replace(WD, str(wd) + "/")
+        if not _inside(path, wd, home, base):
+            return  # only a path under ``base`` is written to (an accepted output path is used)
         capture = root.parent / f"{root.name}-capture"
         furnish(wd, {target.good, *NEEDS[target.prog]}, mlflow_db=mlflow_db, checkpoint=checkpoint)
         furnish(home, {target.good}, mlflow_db=mlflow_db, checkpoint=checkpoint)
@@ -923,7 +964,7 @@ def path_case(target: PathTarget, path: str, base: Path, capsys: Any, *, mlflow_
             names = (*names, *_shown_forms(path))  # the data file itself is at fault
         line = check_refusal(o, names=names, what=where)
         if target.field == "extends":  # what is wrong in the extended file: that file and its line
-            assert names_key(line, "extends") or LINE_NAMED.search(line), (
+            assert names_key(line, "extends") or LINE_NAMED.search(line) or ": spec is empty" in line, (
                 f"{o.command()}: names neither the key extends nor a line: {line!r}; input: {where}")
         elif target.field is not None and target.prog == "cvae.train":
             assert names_key(line, target.field) or data_file_named(line, path), (
@@ -942,12 +983,17 @@ def test_path_flag_or_field_works_or_is_refused(target: PathTarget, tier: dict, 
     """Every path flag and path field, given awkward paths (long names, missing parents, files for folders, dangling
     and looping links, a FIFO, control characters, `~`): it works, or the contract."""
 
-    @hypothesis_settings(tier["paths"])
+    @hypothesis_settings(tier, "paths")
     @given(path=path_texts(target.good))
     def check(path: str) -> None:
         path_case(target, path, tmp_path, capsys, mlflow_db=mlflow_template, checkpoint=checkpoint_file)
 
-    check()
+    with_examples(check, [{"path": path} for path in FOUND_PATHS.get(f"{target.prog} {target.what}", ())])()
+
+
+def _inside(path: str, wd: Path, home: Path, base: Path) -> bool:
+    full = str(home) + path[1:] if path.startswith("~/") else path
+    return os.path.abspath(os.path.join(wd, full)).startswith(str(base) + "/")
 
 
 def _shown_forms(path: str) -> tuple[str, ...]:
@@ -1161,7 +1207,7 @@ def test_noisy_data_file_is_accepted_or_refused_at_its_editor_line(prog: str, ke
     """A generated train, test or heldout file with noise given with --set data.X=FILE: accepted, or refused at the
     line an editor shows."""
 
-    @hypothesis_settings(tier["data"])
+    @hypothesis_settings(tier, "data")
     @given(data=data_file(kind))
     def check(data: bytes) -> None:
         data_case(prog, key, kind, data, tmp_path, capsys)
