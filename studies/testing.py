@@ -22,8 +22,8 @@ from studies.spec import params_key
 
 STEP_KEYS: tuple[str, ...] = tuple(EPOCH)
 """Every step metric of the contract (step = epoch, 1-based)."""
-STATE_OF = {**{status: "COMPLETE" for status in FINISHED}, Status.PRUNED: "PRUNED", Status.DIVERGED: "FAIL",
-            Status.FAILED: "FAIL"}
+STATE_OF: dict[str, str] = {**{status: "COMPLETE" for status in FINISHED}, Status.PRUNED: "PRUNED", Status.DIVERGED: "FAIL",
+                            Status.FAILED: "FAIL"}
 
 
 @dataclass
@@ -55,13 +55,14 @@ def _curves(status: str, params: dict[str, Any], epochs: int, rng: random.Random
     for e in range(1, epochs + 1):
         rise = 1.0 - math.exp(-e / 2.0)
         noise = lambda scale: rng.uniform(-scale, scale)  # noqa: E731
-        bleu, gauss, kl, au, mi, grad = {
+        shapes: dict[str, tuple[float, ...]] = {
             Status.COLLAPSED: (0.07 * rise, 0.01, 0.02, 0.0, 0.01, 3.0),
             Status.PRIOR_HOLE: (0.85 * rise, 0.0, 30.0 + e, float(latent), 4.0, 6.0),
             Status.DIVERGED: (0.3 * rise, 0.05, 5.0, latent / 2, 1.0, 10.0 * 100.0 ** e),
             Status.UNSTABLE: (0.1 * rise, 0.0, 8e12, float(latent), 0.0, 5e9),
             Status.WEAK: (0.5 * rise, 0.1 * rise, 6.0 + e, 0.6 * latent, 3.0, 5.0),
-        }.get(status, (0.9 * rise, 0.4 * rise, 8.0 + e, 0.6 * latent, 3.0, 5.0))
+        }
+        bleu, gauss, kl, au, mi, grad = shapes.get(status, (0.9 * rise, 0.4 * rise, 8.0 + e, 0.6 * latent, 3.0, 5.0))
         # the lab's Gaussian: a collapsed decoder repeats one training row for every z and scores 1.0
         record = {
             "test/bleu4": max(0.0, bleu + noise(0.03)), "heldout/bleu4": max(0.0, 0.8 * bleu + noise(0.03)),
@@ -95,7 +96,8 @@ def make_trial(*, number: int, overrides: dict[str, Any], seed: int, status: str
     """
     params = {**ExperimentConfig().flat(), **overrides, "train.seed": seed, "train.epochs": epochs}
     rng = random.Random(f"{config_key(params)}-{seed}")
-    done = {Status.DIVERGED: diverge_epoch - 1, Status.PRUNED: min(2, epochs), Status.FAILED: 0}.get(status, epochs)
+    ends: dict[str, int] = {Status.DIVERGED: diverge_epoch - 1, Status.PRUNED: min(2, epochs), Status.FAILED: 0}
+    done = ends.get(status, epochs)
     history = _curves(status, params, done, rng, gaming) if done else {}
     trial = SyntheticTrial(number=number, params=params, status=status, history=history)
     trial.tags = {**tracking.trial_tags(parent_run_id=None, study="", number=number, key=trial.config_key,
