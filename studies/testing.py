@@ -22,8 +22,8 @@ from studies.spec import params_key
 
 STEP_KEYS: tuple[str, ...] = tuple(EPOCH)
 """Every step metric of the contract (step = epoch, 1-based)."""
-STATE_OF: dict[str, str] = {**{status: "COMPLETE" for status in FINISHED}, Status.PRUNED: "PRUNED", Status.DIVERGED: "FAIL",
-                            Status.FAILED: "FAIL"}
+STATE_OF: dict[str, str] = {**{status: "COMPLETE" for status in FINISHED}, Status.PRUNED: "PRUNED",
+                            Status.DIVERGED: "FAIL", Status.FAILED: "FAIL"}
 
 
 @dataclass
