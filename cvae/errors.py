@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 LONG_WORD = 60
 """A word longer than this (a long path, a long value) is what one_line shortens first, to this length."""
-MAX_MESSAGE = 300
+MAX_MESSAGE = 400
 """Longest user-facing error line: a longer one is cut at its end (its start names the file and the key or line)."""
 
 
@@ -27,7 +27,8 @@ def one_line(text: object, *, limit: int = MAX_MESSAGE) -> str:
         if len(word) <= LONG_WORD:
             return line[: limit - 3] + "..."
         keep = max(len(word) - (len(line) - limit) - 3, LONG_WORD - 3)
-        words[longest] = word[:keep - keep // 3] + "..." + word[len(word) - keep // 3:]
+        head = keep // 3  # a path's end holds the file name and its line: keep more of it
+        words[longest] = word[:head] + "..." + word[len(word) - (keep - head):]
         line = " ".join(words)
     return line
 

@@ -21,7 +21,7 @@ def test_one_line_folds_whitespace_and_cuts_at_the_limit():
 def test_one_line_shortens_a_long_path_and_keeps_the_reason_whole():
     path = "/work/" + "d" * 400 + "/spec.yaml"
     line = one_line(f"{path}: key study.name: the file name is not a valid study name; set study.name")
-    assert len(line) <= 300 and line.startswith("/work/ddd") and "...ddd" in line
+    assert len(line) <= MAX_MESSAGE and line.startswith("/work/ddd") and "...ddd" in line
     assert line.endswith("d/spec.yaml: key study.name: the file name is not a valid study name; set study.name")
 
 

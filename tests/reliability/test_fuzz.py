@@ -95,7 +95,7 @@ def with_examples(check: Callable[..., None], examples: list[dict[str, Any]]) ->
 
 
 FOUND_VALUES: dict[str, list[tuple[str, str]]] = {
-    "train.device": [('"cuda:\\u0661"', "file"), ('"cuda:999999999999999999999999999999"', "file")],
+    "train.device": [('"cuda:\\u0661"', "file"), ('"cuda:2147483648"', "file")],
     "data.train": [('"~nosuchuser/x"', "file"), ('""', "file"), ('"a\\u2028b"', "file"), ('"a\u00a0"', "set")],
     "data.test": [('""', "set")],
     "name": [('"a\u202eb"', "file")],
