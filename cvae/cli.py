@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cvae.errors import ConfigError, UserError, one_line
-from cvae.paths import user_path
+from cvae.paths import side_file_problem, user_path
 
 FULL_ERROR = "CVAE_FULL_ERROR"
 """Environment variable: `1` prints the full traceback of any error a command meets, a user error too."""
@@ -87,14 +87,20 @@ def check_output(path: Path, *, flag: str, folder: bool = False) -> None:
     shown = str(path) or "''"
     if not str(path).strip():
         raise ConfigError(f"{flag} '': empty path; give a {'folder' if folder else 'file'} path")
+    if not folder and (str(path).endswith(os.sep) or Path(path).name in ("", ".", "..")):
+        raise ConfigError(f"{flag} {shown}: names a folder; give a file path, e.g. {Path(path) / 'model.pt'}")
     path = user_path(path, where=flag)
-    if path.is_symlink() and not path.exists():
-        raise ConfigError(f"{flag} {shown}: is a symbolic link to {os.readlink(path)}, which does not exist")
+    if not folder and (problem := side_file_problem(path)) is not None:
+        raise ConfigError(f"{flag} {shown}: {problem}")
     if folder and path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {shown}: is an existing file, not a folder; give a new or existing folder")
     if not folder and path.is_dir():
         raise ConfigError(f"{flag} {shown}: is a folder; give a file path, e.g. {path / 'model.pt'}")
     parent = path if folder and path.is_dir() else path.parent
+    for place in (path, *path.parents):  # a dangling link where the output or a folder above it goes
+        if place.is_symlink() and not place.exists():
+            raise ConfigError(f"{flag} {shown}: {place} is a symbolic link to {os.readlink(place)}, which does not "
+                              "exist")
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():

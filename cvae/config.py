@@ -158,7 +158,7 @@ class TrainConfig(_Section):
     """Seed of every random draw: init, shuffling, teacher forcing, dropout, Gaussian-score noise."""
     num_threads: int = Field(default=1, ge=1, le=1024)
     """torch intra-op threads; 1 is fastest for these small models with one process per core."""
-    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:[0-9]{1,4})?)$")
     """Where the model and the data live for the run: `auto` (the first CUDA GPU when there is one, else the CPU),
     `cpu`, `cuda` or `cuda:N`. A CUDA device this machine does not have is refused before anything is written."""
     select: Literal[CRITERIA] = DEFAULT_OBJECTIVE  # type: ignore[valid-type]  # pydantic reads the tuple

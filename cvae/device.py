@@ -16,7 +16,11 @@ def resolve_device(name: str, *, key: str = DEVICE_KEY) -> torch.device:
     one-line ConfigError naming the key (raised before anything is trained or written)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:  # a string torch cannot read as a device (`cuda:2147483648`, `gpu`)
+        raise ConfigError(f"{_where(key)}: {name!r} is not a device torch knows ({exc}); use auto, cpu, cuda or "
+                          "cuda:N") from None
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():

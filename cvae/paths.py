@@ -57,6 +57,19 @@ def user_path(text: str | Path, *, where: str) -> Path:
     return path
 
 
+SIDE_FILE_SUFFIX = "-journal"
+"""The longest suffix added to the name of a file we write for a file beside it (SQLite's `-journal`; a
+checkpoint's `.tmp`, a journal's `.lock` are shorter)."""
+
+
+def side_file_problem(path: Path) -> str | None:
+    """Why the files made beside ``path`` (``SIDE_FILE_SUFFIX``) could not be, or None."""
+    if len(path.name.encode("utf-8", "surrogatepass")) + len(SIDE_FILE_SUFFIX) > MAX_NAME_BYTES:
+        return (f"its file name leaves no room for the '{SIDE_FILE_SUFFIX}' or '.tmp' file made beside it (a name "
+                f"may have at most {MAX_NAME_BYTES} bytes)")
+    return None
+
+
 def path_arg(text: str) -> Path:
     """argparse ``type`` of every path flag: `~` expanded (checked, with the flag's name, by the command)."""
     return expand(text)

@@ -21,7 +21,7 @@ import sqlalchemy.pool
 
 from cvae.cli import check_output
 from cvae.errors import ConfigError, short_repr
-from cvae.paths import MAX_NAME_BYTES, user_path
+from cvae.paths import side_file_problem, user_path
 from studies.secrets import redact
 
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
@@ -33,16 +33,10 @@ OWN_STORAGE = ("leave --storage out (the default, mlruns/optuna/STUDY.journal), 
 """What to pass instead of a storage that cannot be the study's."""
 
 
-SIDE_FILE_SUFFIX = "-journal"
-"""The longest suffix a store adds to its file's name for a file beside it (SQLite's `-journal`; a journal's
-`.lock` is shorter)."""
-
-
 def _with_side_files(path: Path, *, flag: str, target: str) -> None:
-    """A store file's name leaves room for the files made beside it (``SIDE_FILE_SUFFIX``)."""
-    if len(path.name.encode("utf-8", "surrogatepass")) + len(SIDE_FILE_SUFFIX) > MAX_NAME_BYTES:
-        raise ConfigError(f"{flag} {short_repr(redact(target))}: its file name leaves no room for the "
-                          f"'{SIDE_FILE_SUFFIX}' file made beside it (a name may have at most {MAX_NAME_BYTES} bytes)")
+    """A store file's name leaves room for the files made beside it (``cvae.paths.side_file_problem``)."""
+    if (problem := side_file_problem(path)) is not None:
+        raise ConfigError(f"{flag} {short_repr(redact(target))}: {problem}")
 
 
 def check_storage(target: str, *, tracking_uri: str | None = None) -> None:
