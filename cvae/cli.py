@@ -87,9 +87,10 @@ def check_output(path: Path, *, flag: str, folder: bool = False) -> None:
     shown = str(path) or "''"
     if not str(path).strip():
         raise ConfigError(f"{flag} '': empty path; give a {'folder' if folder else 'file'} path")
-    if not folder and (str(path).endswith(os.sep) or Path(path).name in ("", ".", "..")):
-        raise ConfigError(f"{flag} {shown}: names a folder; give a file path, e.g. {Path(path) / 'model.pt'}")
-    path = user_path(path, where=flag)
+    ends_as_folder = str(path).endswith(os.sep) or Path(path).name in ("", ".", "..")
+    path = user_path(path, where=flag)  # control characters, long names: refused before the path is quoted
+    if not folder and ends_as_folder:
+        raise ConfigError(f"{flag} {shown}: names a folder; give a file path, e.g. {path / 'model.pt'}")
     if not folder and (problem := side_file_problem(path)) is not None:
         raise ConfigError(f"{flag} {shown}: {problem}")
     if folder and path.exists() and not path.is_dir():
