@@ -50,6 +50,10 @@ def user_path(text: str | Path, *, where: str) -> Path:
     if problem is not None:
         raise ConfigError(f"{where} {short_repr(str(text))}: {problem}")
     path = expand(text)
+    for i, part in enumerate(path.parts):  # `missing/../x`: the system resolves it only while `missing` exists
+        if part == ".." and i and not Path(*path.parts[:i]).is_dir():
+            raise ConfigError(f"{where} {short_repr(str(text))}: goes back up ('..') from {Path(*path.parts[:i])}, "
+                              "which is not an existing folder")
     try:
         path.resolve()
     except (RuntimeError, OSError) as exc:  # a loop of symbolic links (RuntimeError before Python 3.13)
