@@ -11,7 +11,7 @@ import random
 import re
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -220,10 +220,24 @@ def validation_pairs(rows: Sequence[tuple[str, ...]], *, n: int, seed: int) -> l
     return pairs
 
 
+def withheld_rows(rows: Sequence[tuple[str, ...]], *, n: int, seed: int, keep: set[str]) -> set[int]:
+    """Indices of ``n`` rows drawn with ``seed`` among those holding no word of ``keep`` (the test words, which
+    must stay trained) nor a word of another row (a duplicated row withheld would still be trained); fewer when
+    fewer rows qualify, and never every row."""
+    rows_of: dict[str, set[int]] = {}
+    for i, row in enumerate(rows):
+        for word in row:
+            rows_of.setdefault(word, set()).add(i)
+    eligible = [i for i, row in enumerate(rows)
+                if not keep.intersection(row) and all(rows_of[word] == {i} for word in row)]
+    return set(random.Random(seed).sample(eligible, min(n, len(eligible), len(rows) - 1)))
+
+
 @dataclass
 class Data:
-    """Everything a run reads from disk, loaded once: the training rows and words, the test, heldout and
-    validation conversions."""
+    """Everything a run reads from disk, loaded once: the training rows (``rows``: every row of the file, which
+    the Gaussian score counts; ``trained``: those the model trains on, without the withheld verbs) and words, the
+    test, heldout and validation conversions (``val`` of trained verbs, ``val_unseen`` of withheld ones)."""
 
     rows: Sequence[tuple[str, ...]]
     words: list[str]
@@ -231,6 +245,12 @@ class Data:
     test: list[Pair]
     heldout: list[Pair] | None
     val: list[Pair]
+    trained: Sequence[tuple[str, ...]] = ()
+    val_unseen: list[Pair] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.trained:
+            self.trained = self.rows
 
     @classmethod
     def load(cls, config: ExperimentConfig) -> "Data":
@@ -247,7 +267,12 @@ class Data:
         rows = read("train", read_train)
         if cfg.max_verbs is not None:
             rows = rows[: cfg.max_verbs]
-        words, tenses = training_examples(rows)
-        return cls(rows=rows, words=words, tenses=torch.tensor(tenses), test=read("test", read_pairs),
-                   heldout=read("heldout", read_pairs),
-                   val=validation_pairs(rows, n=cfg.val_pairs, seed=config.train.eval_seed))
+        test = read("test", read_pairs)
+        seed = config.train.eval_seed
+        held = withheld_rows(rows, n=cfg.val_verbs, seed=seed, keep={w for p in test for w in (p.source, p.target)})
+        trained = [row for i, row in enumerate(rows) if i not in held]
+        words, tenses = training_examples(trained)
+        return cls(rows=rows, words=words, tenses=torch.tensor(tenses), test=test,
+                   heldout=read("heldout", read_pairs), val=validation_pairs(trained, n=cfg.val_pairs, seed=seed),
+                   trained=trained,
+                   val_unseen=validation_pairs([rows[i] for i in sorted(held)], n=cfg.val_pairs, seed=seed + 1))

@@ -56,10 +56,11 @@ def reconstruction(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def loss_terms(model: CVAE, chars, lengths, targets, tense, target_tense, *, teacher_forcing: bool, beta: float,
-               free_bits: float) -> Terms:
-    """The loss of one batch: reconstruction + beta * KL (each dimension's KL floored at ``free_bits``)."""
+               free_bits: float, read_source: bool = False) -> Terms:
+    """The loss of one batch: reconstruction + beta * KL (each dimension's KL floored at ``free_bits``); with
+    ``read_source`` no row is decoded from z alone."""
     logits, mu, logvar = model(chars, lengths, targets, tense, target_tense=target_tense,
-                               teacher_forcing=teacher_forcing)  # (B, T+1, V), (B, L)
+                               teacher_forcing=teacher_forcing, read_source=read_source)  # (B, T+1, V), (B, L)
     recon = reconstruction(logits, targets)
     kl_dims = kl_per_dim(mu, logvar)  # (L,)
     kl = kl_dims.sum()

@@ -6,8 +6,9 @@ The namespace says what a figure is measured on:
   the four tenses); reported, never used to choose anything;
 - ``heldout/*``: BLEU-4 on conversions of verbs that training never saw (when the data has them);
 - ``val/*``: the checkpoint-choice figures, on data kept apart from the test: BLEU-4 on validation conversions of
-  training verbs, and the distinct-row Gaussian score of a separate noise draw; every objective is computed from
-  these (``cvae.scoring``);
+  training verbs (and of verbs withheld from training, when ``data.val_verbs`` withholds some), and the
+  distinct-row Gaussian score of a separate noise draw; every objective is computed from these
+  (``cvae.scoring``);
 - ``latent/*``: the posterior over every training word at evaluation (eval mode).
 
 ``cvae.trainer`` writes these keys, ``cvae.scoring`` judges on them, and ``studies.contract`` builds what a study
@@ -33,6 +34,7 @@ TEST_GAUSSIAN_UNIQUE = "test/gaussian_unique"
 HELDOUT_BLEU = "heldout/bleu4"
 VAL_BLEU = "val/bleu4"
 VAL_GAUSSIAN = "val/gaussian"
+VAL_UNSEEN_BLEU = "val/unseen_bleu4"
 LATENT_KL = "latent/kl"
 LATENT_LOGVAR_ABSMAX = "latent/logvar_absmax"
 LATENT_ACTIVE_UNITS = "latent/active_units"
@@ -65,7 +67,9 @@ EPOCH: dict[str, str] = {
     TEST_GAUSSIAN_UNIQUE: "the same draws, counting distinct training rows (a decoder that repeats one row "
                           "cannot game it)",
     HELDOUT_BLEU: "BLEU-4 of conversions of verbs never seen in training (only when the data has them)",
-    VAL_BLEU: "BLEU-4 of validation conversions of training verbs (checkpoint choice)",
+    VAL_BLEU: "BLEU-4 of validation conversions of training verbs (checkpoint choice); with verbs withheld "
+              "(data.val_verbs), the mean of that and val/unseen_bleu4",
+    VAL_UNSEEN_BLEU: "BLEU-4 of validation conversions of the verbs withheld from training (data.val_verbs)",
     VAL_GAUSSIAN: "distinct-row Gaussian score of a separate draw of train.select_samples (checkpoint choice)",
     LATENT_KL: "KL of the posterior from the prior over the training words, summed over dimensions (nats)",
     LATENT_LOGVAR_ABSMAX: "largest |posterior log-variance| over the training words",
@@ -74,5 +78,5 @@ EPOCH: dict[str, str] = {
     LATENT_MUTUAL_INFO: "mutual information between word and latent, estimated on a fixed subset",
 }
 """Every figure of an evaluated epoch, in the order they are shown, with what it measures."""
-OPTIONAL = (HELDOUT_BLEU,)
+OPTIONAL = (HELDOUT_BLEU, VAL_UNSEEN_BLEU)
 """Figures an epoch reports only when the data has what they need."""

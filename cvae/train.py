@@ -114,6 +114,7 @@ def train(args: argparse.Namespace) -> int:
             table.add_row(key, f"{value:.4f}")
         if key == names.HELDOUT_BLEU and result.rule_heldout_bleu4 is not None:  # the floor for unseen verbs
             table.add_row(f"{key}, rule baseline", f"{result.rule_heldout_bleu4:.4f}")
+    table.add_row("decoder (model.decoder)", config.model.decoder)
     table.add_row("status", run_status(status=result.status, metrics=result.metrics))
     table.add_row("wall time (s)", f"{result.wall_time_s:.1f}")
     table.add_row("device", result.device)

@@ -22,6 +22,7 @@ from cvae.config import ExperimentConfig
 from cvae.data import TENSES, Data, make_batch
 from cvae.device import describe, resolve_device
 from cvae.evaluation import evaluate
+from cvae.hallucination import Hallucinator
 from cvae.losses import first_nonfinite, grad_norm, loss_terms, make_optimizer, reconstruction
 from cvae.model import CVAE
 from cvae.rules import RuleBaseline
@@ -132,6 +133,9 @@ class Trainer:
         self.chars, self.targets = whole.chars.to(self.device), whole.targets.to(self.device)
         self.tenses = data.tenses.to(self.device)
         self.step = 0
+        self.hallucinator = Hallucinator(data.trained if config.train.hallucinate > 0 else [])
+        self.rng = random.Random(config.train.seed)  # the hallucinated verbs' draws
+        self.last_codes: torch.Tensor | None = None  # (N, L) each word's posterior mean at its latest step
         self.grad_norm_max: float | None = None
         self.trace_head: list[dict[str, float]] = []
         self.trace_tail: collections.deque[dict[str, float]] = collections.deque(maxlen=TRACE_TAIL)
@@ -172,7 +176,10 @@ class Trainer:
         steps: list[dict[str, float]] = []
         started = time.perf_counter()
         every = max(1, self.steps_per_epoch // 50)
-        codes = self.codes() if cfg.train.prior_fill > 0 else None
+        codes = None
+        if cfg.train.prior_fill > 0:  # the posterior means of the last epoch's steps (a pass of its own at first)
+            codes = self.codes() if self.last_codes is None else self.last_codes.clone()
+            self.last_codes = codes.clone()
         for idx in self.batches():
             steps.append(self._step(idx, epoch=epoch, tf=tf, codes=codes))
             if progress is not None and len(steps) % every == 0:
@@ -210,8 +217,12 @@ class Trainer:
                            self.tenses[src], self.tenses[tgt], teacher_forcing=forced, beta=beta,
                            free_bits=cfg.kl.free_bits)
         loss = terms.loss
+        if self.hallucinator:
+            loss = loss + self.hallucination_loss(batch=len(idx), forced=forced, beta=beta)
         if codes is not None:
             loss = loss + cfg.train.prior_fill * self.prior_fill_loss(codes, batch=len(idx))
+            assert self.last_codes is not None
+            self.last_codes[src] = terms.mu.detach()
         self.step += 1
         figures = torch.stack([loss, terms.recon, terms.kl, terms.logvar.abs().max()]).detach().tolist()  # one sync
         point = {"step": float(self.step), "loss": figures[0], "kl": figures[2], "logvar_absmax": figures[3]}
@@ -246,7 +257,9 @@ class Trainer:
 
     @torch.no_grad()
     def codes(self) -> torch.Tensor:
-        """Posterior means (N, L) of every training word under the current weights (eval mode)."""
+        """Posterior means (N, L) of every training word under the current weights (eval mode). Prior fill needs
+        them once, before the first step; afterwards each word's mean from its latest training step is kept
+        (``last_codes``), which costs nothing: a pass over every word took a quarter of an epoch."""
         self.model.eval()
         mu, _ = self.model.encode(self.chars, self.lengths, self.tenses)
         self.model.train()
@@ -261,7 +274,20 @@ class Trainer:
         width = int(self.lengths[target_idx].max()) + 1
         tgt = target_idx.to(self.device)
         targets = self.targets[tgt, :width]
-        return reconstruction(self.model.decoder(z, self.model.cond(self.tenses[tgt]), targets), targets)
+        return reconstruction(self.model.decoder(z, self.model.cond(self.tenses[tgt]), targets), targets)  # no source
+
+    def hallucination_loss(self, *, batch: int, forced: bool, beta: float) -> torch.Tensor:
+        """The loss (per word) of round(train.hallucinate x batch) conversions of hallucinated verbs, each from a
+        drawn tense to a drawn tense, read from the source (``cvae.hallucination``)."""
+        rows = self.hallucinator.draw(max(1, round(self.config.train.hallucinate * batch)), self.rng)
+        src = torch.randint(len(TENSES), (len(rows),))
+        tgt = torch.randint(len(TENSES), (len(rows),))
+        sources = make_batch([row[t] for row, t in zip(rows, src.tolist())])
+        targets = make_batch([row[t] for row, t in zip(rows, tgt.tolist())]).targets
+        terms = loss_terms(self.model, sources.chars.to(self.device), sources.lengths, targets.to(self.device),
+                           src.to(self.device), tgt.to(self.device), teacher_forcing=forced, beta=beta,
+                           free_bits=self.config.kl.free_bits, read_source=True)
+        return terms.loss
 
     def _keep(self, point: dict[str, float]) -> None:
         """Keep one step's figures: the first TRACE_HEAD steps always, the latest TRACE_TAIL for a divergence."""
@@ -324,4 +350,5 @@ def fit(config: ExperimentConfig, *, callbacks: Sequence[Callback] = (), data: D
                        epochs_done=epochs_done, stopped_epoch=stopped_epoch,
                        trace=trainer.trace(diverged=diverged is not None),
                        nonfinite=diverged.tensor if diverged else None, device=describe(trainer.device),
-                       rule_heldout_bleu4=RuleBaseline.learn(data.rows).bleu4(data.heldout) if data.heldout else None)
+                       rule_heldout_bleu4=RuleBaseline.learn(data.trained).bleu4(data.heldout)
+                       if data.heldout else None)

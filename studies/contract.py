@@ -27,7 +27,8 @@ def best(key: str) -> str:
 BEST_EPOCH = "best/epoch"
 """The chosen checkpoint's epoch (1-based)."""
 BEST_FIGURES: tuple[str, ...] = (names.TEST_BLEU, names.TEST_GAUSSIAN, names.TEST_GAUSSIAN_UNIQUE,
-                                 names.HELDOUT_BLEU, names.VAL_BLEU, names.VAL_GAUSSIAN, names.LATENT_KL,
+                                 names.HELDOUT_BLEU, names.VAL_BLEU, names.VAL_GAUSSIAN, names.VAL_UNSEEN_BLEU,
+                                 names.LATENT_KL,
                                  names.LATENT_LOGVAR_ABSMAX, names.LATENT_ACTIVE_UNITS, names.LATENT_MUTUAL_INFO)
 """Epoch figures whose chosen-checkpoint copy a trial's MLflow run keeps (``best(key)``)."""
 TRIAL_FIGURES: tuple[str, ...] = (names.TEST_BLEU, names.TEST_GAUSSIAN, names.TEST_GAUSSIAN_UNIQUE, names.VAL_BLEU,
@@ -93,6 +94,7 @@ BEST_TEST_GAUSSIAN_UNIQUE = best(names.TEST_GAUSSIAN_UNIQUE)
 BEST_HELDOUT_BLEU = best(names.HELDOUT_BLEU)
 BEST_VAL_BLEU = best(names.VAL_BLEU)
 BEST_VAL_GAUSSIAN = best(names.VAL_GAUSSIAN)
+BEST_VAL_UNSEEN_BLEU = best(names.VAL_UNSEEN_BLEU)
 BEST_LATENT_KL = best(names.LATENT_KL)
 BEST_LATENT_LOGVAR_ABSMAX = best(names.LATENT_LOGVAR_ABSMAX)
 BEST_LATENT_ACTIVE_UNITS = best(names.LATENT_ACTIVE_UNITS)

@@ -42,6 +42,31 @@ def kl_labels(frame: pd.DataFrame, *, coarse: bool = False) -> pd.Categorical:
     return pd.Categorical([labels[t] for t in triples], categories=categories, ordered=True)
 
 
+DECODER_KEYS = ("model.decoder", "model.source_dropout", "model.source_z")
+"""The settings a decoder label says."""
+
+
+def decoder_label(flat: Mapping[str, Any]) -> str:
+    """Readable decoder: `lab`, or `copy z-only 0.5` (an attending decoder and the share of words it decodes from z
+    alone), with `prior z` when the words that read their source get a prior draw for z (``model.source_z``)."""
+    decoder = flat.get("model.decoder")
+    if _missing(decoder) or decoder == "lab":
+        return "lab" if not _missing(decoder) else ""
+    label = f"{decoder} z-only {fmt_value(flat.get('model.source_dropout'))}"
+    return label + (" prior z" if flat.get("model.source_z") == "prior" else "")
+
+
+def decoder_labels(frame: pd.DataFrame) -> pd.Categorical:
+    """Per-row decoder labels, ordered as the decoders grow stronger: lab, attention, copy; then by z-only share."""
+    order = {"lab": 0, "attention": 1, "copy": 2}
+    keys = [tuple(row) for row in frame.reindex(columns=list(DECODER_KEYS)).astype(object).itertuples(index=False)]
+    labels = {key: decoder_label(dict(zip(DECODER_KEYS, key))) for key in set(keys)}
+    ranked = sorted(labels, key=lambda key: (order.get(str(key[0]), 9), -float(key[1]) if not _missing(key[1])
+                                             else 0.0, str(key[2])))
+    return pd.Categorical([labels[key] for key in keys], categories=list(dict.fromkeys(labels[k] for k in ranked)),
+                          ordered=True)
+
+
 def fmt_value(value: Any) -> str:
     """A param value for labels: numbers with %g, None/NaN as `none`."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
@@ -67,7 +92,8 @@ def pow10(value: float) -> str:
 
 
 RUN_NAME_KEYS = {"model.latent_size": "z", "model.hidden_size": "h", "model.rnn": "", "train.batch_size": "b",
-                 "train.epochs": "ep", "model.mu_bn": "bn"}
+                 "train.epochs": "ep", "model.mu_bn": "bn",
+                 "model.word_dropout": "wd", "teacher_forcing.start": "tf", "train.prior_fill": "fill"}
 
 
 def run_name(flat: dict[str, Any], *, varied: list[str]) -> str:
@@ -80,7 +106,7 @@ def config_name(config: Mapping[str, Any], *, varied: list[str]) -> str:
     """A configuration's one name, from its varied settings: `sgd lr3 clip- · cyclical · z32` (`base` when nothing
     is varied). ``config``: a flat config (dotted keys), or a report row holding those keys (NaN = none)."""
     flat: dict[str, Any] = {key: None if _missing(value) else value for key, value in config.items()}
-    parts = []
+    parts = [label] if (label := decoder_label(flat)) else []  # every name says its decoder
     if any(key.startswith("optim.") for key in varied):
         clip = flat.get("optim.clip_norm")
         clip_text = "-" if clip is None else fmt_value(clip)
@@ -89,11 +115,11 @@ def config_name(config: Mapping[str, Any], *, varied: list[str]) -> str:
         parts.append(kl_label(schedule=flat["kl.schedule"], beta_max=flat["kl.beta_max"],
                               free_bits=flat["kl.free_bits"]))
     for key in varied:
-        if key.startswith(("optim.", "kl.")) or key == "train.seed":
+        if key.startswith(("optim.", "kl.")) or key in ("train.seed", *DECODER_KEYS):
             continue
         short = RUN_NAME_KEYS.get(key, key.rsplit(".", 1)[-1] + " ")
         parts.append(f"{short}{'-' if flat[key] is None else fmt_value(flat[key])}")
-    return " · ".join(parts) or "base"
+    return " · ".join(parts) or "base"  # a name without a decoder key: runs logged before it existed
 
 
 def _missing(value: Any) -> bool:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from cvae.scoring import FINISHED, Status, qualifies, rank
 from cvae.scoring import objective_score as score_of
-from studies import contract
+from studies import contract, labels
 from studies.contract import Phase
 from studies.labels import config_name, levels
 from studies.report.read import FIGURES, NOT_SEARCHED, ReportError, load_study, open_client, param_types
@@ -176,20 +176,47 @@ def _common_cause(causes: pd.Series) -> str | None:
 
 def collapse_cells(trials: pd.DataFrame) -> pd.DataFrame:
     """Per (KL bundle, latent-size level), over finished trials: AU, KL (nats), MI, scores, collapse/hole counts."""
-    trials = block_rows(trials, COLLAPSE_KEYS)
-    data = trials[trials["finished"]].copy()
-    keys = ["kl_group", "latent"]
+    data = block_rows(trials, COLLAPSE_KEYS)
+    data = data.assign(latent=levels(data["model.latent_size"]) if not data.empty else [])
+    return _latent_cells(data, column="latent")
+
+
+DECODER_KEYS = (*labels.DECODER_KEYS, "model.word_dropout")
+"""The settings of the decoder's side of the collapse map."""
+
+
+def decoder_cells(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (KL bundle, decoder), over finished trials of the blocks that vary the decoder (none without such a
+    block): the collapse map's cells, and heldout BLEU-4 (unseen verbs)."""
+    data = trials[trials["phase"] == Phase.SEARCH] if "phase" in trials else trials
+    if "blocks" not in data or not data["blocks"].map(bool).any():
+        data = data.iloc[:0]
+    else:
+        data = block_rows(data, DECODER_KEYS)
+    if not data.empty and "model.word_dropout" in data and data["model.word_dropout"].nunique() > 1:
+        data = data.assign(decoder=pd.Categorical(
+            [f"{d} · wd {labels.fmt_value(w)}" if w else str(d) for d, w in zip(data["decoder"],
+                                                                                data["model.word_dropout"])]))
+    return _latent_cells(data, column="decoder")
+
+
+def _latent_cells(trials: pd.DataFrame, *, column: str) -> pd.DataFrame:
+    """Per (KL bundle, ``column``) over the finished ``trials``: AU, KL (nats), MI, scores, collapse/hole counts."""
+    data = trials[trials["finished"]].copy() if not trials.empty else trials
+    keys = ["kl_group", column]
     columns = [*keys, "n", Status.COLLAPSED, Status.PRIOR_HOLE, "au_mean", "au_std", "kl_mean", "kl_std", "mi_mean",
-               "gaussian_mean", "bleu4_mean"]
+               "gaussian_mean", "bleu4_mean", "heldout_mean"]
     if data.empty:
         return pd.DataFrame(columns=columns)
-    data["latent"] = levels(data["model.latent_size"])
+    if contract.BEST_HELDOUT_BLEU not in data:
+        data[contract.BEST_HELDOUT_BLEU] = np.nan
     cells = data.groupby(keys, observed=True, sort=True).agg(
         n=("run_id", "size"), collapsed=(Status.COLLAPSED, "sum"), prior_hole=(Status.PRIOR_HOLE, "sum"),
         au_mean=(contract.BEST_LATENT_ACTIVE_UNITS, "mean"), au_std=(contract.BEST_LATENT_ACTIVE_UNITS, "std"),
         kl_mean=(contract.BEST_LATENT_KL, "mean"), kl_std=(contract.BEST_LATENT_KL, "std"),
         mi_mean=(contract.BEST_LATENT_MUTUAL_INFO, "mean"),
-        gaussian_mean=(contract.BEST_TEST_GAUSSIAN, "mean"), bleu4_mean=(contract.BEST_TEST_BLEU, "mean")).reset_index()
+        gaussian_mean=(contract.BEST_TEST_GAUSSIAN, "mean"), bleu4_mean=(contract.BEST_TEST_BLEU, "mean"),
+        heldout_mean=(contract.BEST_HELDOUT_BLEU, "mean")).reset_index()
     return cells[columns]
 
 

@@ -27,6 +27,7 @@ from studies.report.analysis import (
     AGGREGATED,
     aggregate,
     collapse_cells,
+    decoder_cells,
     explosion_cells,
     explosion_pair,
     objective_score,
@@ -51,16 +52,22 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path) -> Path:
     configs = aggregate(everything, objective=runs.objective, rank_by=runs.rank_by)
     confirmed = aggregate(everything, objective=runs.objective, phase=Phase.CONFIRM, rank_by=runs.rank_by)
     varied = varied_params(trials)
-    explosion, collapse = explosion_cells(trials), collapse_cells(trials)
+    explosion, collapse, decoders = explosion_cells(trials), collapse_cells(trials), decoder_cells(trials)
     roles = curve_roles(configs, varied=varied)
     picked = trials[trials["config_key"].isin(roles) & trials["status"].isin(AGGREGATED)]
     curve_frame = load_curves(client=client, runs=picked[["run_id", "config_key"]].assign(
         role=picked["config_key"].map(roles)))
 
     paths = {name: out / f"{name}.png" for name in ("scores", "explosion_map", "explosion_trace", "collapse_map",
-                                                    "curves")}
+                                                    "decoder_map", "curves")}
+    rule = everything[contract.RUN_RULE_HELDOUT_BLEU].median() if contract.RUN_RULE_HELDOUT_BLEU in everything else None
     notes = {
-        "scores": figures.scores_scatter(configs=configs, path=paths["scores"]),
+        "scores": figures.scores_scatter(configs=configs, path=paths["scores"],
+                                         rule_heldout=None if rule is None or pd.isna(rule) else float(rule)),
+        "decoder_map": figures.collapse_map(
+            cells=decoders, path=paths["decoder_map"], column="decoder", title=figures.DECODER_TITLE, heldout=True,
+            xlabel="decoder: what it reads besides z (z-only = share of words decoded from z alone)",
+            empty="no block of the study varies the decoder, or none of its trials finished training"),
         "explosion_map": figures.explosion_map(cells=explosion, varied=varied, path=paths["explosion_map"]),
         "explosion_trace": figures.explosion_trace(
             traces=load_trace(client=client, pair=explosion_pair(trials)), path=paths["explosion_trace"]),
@@ -77,7 +84,7 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path) -> Path:
     everything.to_csv(out / "trials.csv", index=False)
     configs.to_csv(out / "configs.csv", index=False)
     blocks = _blocks(runs=runs, configs=configs, confirmed=confirmed, varied=varied, explosion=explosion,
-                     collapse=collapse,
+                     collapse=collapse, decoders=decoders,
                      paths=paths, notes=notes, importance_note=importance_note, tracking_uri=tracking_uri)
     (out / "report.md").write_text(doc.to_markdown(blocks), encoding="utf-8")
     (out / "report.html").write_text(doc.to_html(blocks, title=f"Study report: {study}"), encoding="utf-8")
@@ -187,7 +194,7 @@ def _figures_text(row: pd.Series) -> str:
 
 
 def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.DataFrame, collapse: pd.DataFrame,
-              varied: list[str]) -> list[str]:
+              decoders: pd.DataFrame, varied: list[str]) -> list[str]:
     items = []
     if explosion.empty:
         items.append("**Explosion**: no trial finished, diverged or was pruned.")
@@ -211,6 +218,14 @@ def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.D
                              f"{worst['kl_mean']:.2f} nats, {worst['au_mean']:.1f} active units).")
             else:
                 items.append(f"**{name}**: none of the {int(collapse['n'].sum())} finished trials.")
+    if not decoders.empty:
+        failed = decoders.assign(_r=(decoders[Status.COLLAPSED] + decoders[Status.PRIOR_HOLE]) / decoders["n"])
+        worst, unseen = failed.sort_values("_r", ascending=False).iloc[0], failed.sort_values("heldout_mean").iloc[-1]
+        items.append(f"**Decoder**: {'most failures with ' if worst['_r'] else 'no collapse or prior hole; worst '}"
+                     f"{worst['decoder']} at {worst['kl_group']} ({rate(worst['collapsed'], worst['n'])} collapsed, "
+                     f"{rate(worst['prior_hole'], worst['n'])} in a prior hole, KL {worst['kl_mean']:.2f} nats); "
+                     f"unseen verbs best with {unseen['decoder']} at {unseen['kl_group']} (heldout BLEU-4 "
+                     f"{unseen['heldout_mean']:.3f}, Gaussian {unseen['gaussian_mean']:.2f}).")
     best, source = winner(configs=configs, confirmed=confirmed)
     if best is None:
         items.append(f"**Winner**: none. {source[0].upper()}{source[1:]}.")
@@ -224,9 +239,8 @@ def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.D
 
 
 def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, varied: list[str],
-            explosion: pd.DataFrame,
-            collapse: pd.DataFrame, paths: dict[str, Path], notes: dict[str, str | None],
-            importance_note: str | None, tracking_uri: str) -> list[doc.Block]:
+            explosion: pd.DataFrame, collapse: pd.DataFrame, decoders: pd.DataFrame, paths: dict[str, Path],
+            notes: dict[str, str | None], importance_note: str | None, tracking_uri: str) -> list[doc.Block]:
     trials = runs.trials
     counts = Counter(trials["status"])
     status_text = ", ".join(f"{n} {status}" for status, n in counts.most_common()) or "none"
@@ -246,7 +260,7 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
                  f"{when}."),
         doc.Heading("Findings"),
         doc.Bullets(_findings(configs=configs, confirmed=confirmed, explosion=explosion, collapse=collapse,
-                              varied=varied)),
+                              decoders=decoders, varied=varied)),
         doc.Heading("Leaderboard"),
         doc.Text(f"Configurations whose seeds are mostly healthy (`works` or `weak`) are ranked by the objective "
                  f"({objective}; {RANK_BY_TEXT[runs.rank_by]}) on the checkpoint-choice figures, whose Gaussian "
@@ -271,6 +285,11 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
         doc.Heading("Where the posterior collapses"),
         *figure("collapse_map", "collapse map"),
         doc.Table(tables.collapse_table(collapse), empty_note="no trial finished training"),
+        doc.Heading("Where the decoder bypasses the latent"),
+        doc.Text("A decoder that reads its source can convert without z, and then nothing teaches z what prior "
+                 "sampling needs (Bahuleyan et al. 2018); one that reads only z memorises its verbs. `unseen` is "
+                 "heldout BLEU-4: verbs never seen in training."),
+        *figure("decoder_map", "collapse map by decoder"),
         doc.Heading("Training curves"),
         *figure("curves", "training curves of the best, most explosive and most collapsed configurations"),
         doc.Heading("Stopped early"),

@@ -20,13 +20,21 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from cvae import names
-from cvae.scoring import COLLAPSE_KL, PRIOR_HOLE_BLEU, PRIOR_HOLE_GAUSSIAN, PRIOR_HOLE_KL, Status
+from cvae.scoring import (
+    COLLAPSE_KL,
+    LAB_BLEU,
+    LAB_GAUSSIAN,
+    PRIOR_HOLE_BLEU,
+    PRIOR_HOLE_GAUSSIAN,
+    PRIOR_HOLE_KL,
+    Status,
+)
 from studies import contract
 from studies.labels import pow10
 from studies.report.analysis import pareto_mask
 
 PALETTE = "colorblind"
-FULL_CREDIT_BLEU, FULL_CREDIT_GAUSSIAN = 0.70, 0.30
+FULL_CREDIT_BLEU, FULL_CREDIT_GAUSSIAN = LAB_BLEU, LAB_GAUSSIAN
 """The lab's full-credit line."""
 CREDIT_COLOUR = "#b2182b"
 DPI = 110
@@ -113,16 +121,23 @@ def explosion_map(*, cells: pd.DataFrame, varied: list[str], path: Path) -> str 
 COLLAPSE_TITLE = "Where the posterior collapses"
 
 
-def collapse_map(*, cells: pd.DataFrame, path: Path) -> str | None:
-    """Heatmap KL bundle x latent size: colour = active units, text = KL (nats), hatches = collapse/prior hole."""
+DECODER_TITLE = "Collapse map, the decoder's side"
+
+
+def collapse_map(*, cells: pd.DataFrame, path: Path, column: str = "latent",
+                 xlabel: str = "latent size (dimensions)", title: str = COLLAPSE_TITLE,
+                 heldout: bool = False,
+                 empty: str = "no trial finished training (all pruned, diverged or failed)") -> str | None:
+    """Heatmap KL bundle x ``column`` (latent size, or the decoder): colour = active units, text = KL (nats) (and,
+    with ``heldout``, heldout BLEU-4: unseen verbs), hatches = collapse/prior hole."""
     if cells.empty:
-        return placeholder(path=path, title=COLLAPSE_TITLE,
-                           note="no trial finished training (all pruned, diverged or failed)")
+        return placeholder(path=path, title=title, note=empty)
+    cells = cells.assign(**{column: pd.Categorical(cells[column])}) if not hasattr(cells[column], "cat") else cells
     rows = [label for label in cells["kl_group"].cat.categories if label in set(cells["kl_group"])]
-    latents = [label for label in cells["latent"].cat.categories if label in set(cells["latent"])]
-    au = cells.pivot_table(index="kl_group", columns="latent", values="au_mean", observed=True)
+    latents = [label for label in cells[column].cat.categories if label in set(cells[column])]
+    au = cells.pivot_table(index="kl_group", columns=column, values="au_mean", observed=True)
     au = au.reindex(index=rows, columns=latents)
-    lookup = cells.set_index(["kl_group", "latent"])
+    lookup = cells.set_index(["kl_group", column])
     norm = Normalize(vmin=0.0, vmax=max(1.0, float(np.nanmax(au.to_numpy()))))
     cmap = sns.color_palette("viridis", as_cmap=True)
     labels = []  # (row, column, text, hatch or None, cell colour)
@@ -137,6 +152,8 @@ def collapse_map(*, cells: pd.DataFrame, path: Path) -> str | None:
                 lines.append(f"collapse {int(cell['collapsed'])}/{n}")
             if cell[Status.PRIOR_HOLE]:
                 lines.append(f"hole {int(cell['prior_hole'])}/{n}")
+            if heldout and not pd.isna(cell["heldout_mean"]):
+                lines.append(f"unseen {cell['heldout_mean']:.2f}")
             hatch = None
             if 2 * cell[Status.COLLAPSED] >= n or 2 * cell[Status.PRIOR_HOLE] >= n:
                 hatch = "//" if cell[Status.COLLAPSED] >= cell[Status.PRIOR_HOLE] else "\\\\"
@@ -153,10 +170,11 @@ def collapse_map(*, cells: pd.DataFrame, path: Path) -> str | None:
             ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8.5, color=ink,
                     bbox=dict(boxstyle="round,pad=0.2", facecolor=colour, edgecolor="none") if hatch else None)
         ax.set_facecolor("#e0e0e0")
-        ax.set_xlabel("latent size (dimensions)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("KL schedule")
         ax.tick_params(axis="y", rotation=0)
-        fig.suptitle(f"{COLLAPSE_TITLE}: colour = active units, text = KL (nats),\n"
+        unseen = ", unseen = heldout BLEU-4" if heldout else ""
+        fig.suptitle(f"{title}: colour = active units, text = KL (nats){unseen},\n"
                      "mean over the seeds that finished training", fontsize=10)
         legend = [Patch(facecolor="white", edgecolor="black", hatch="//",
                         label=f"most seeds collapsed (AU = 0 or KL < {COLLAPSE_KL:g} nats)"),
@@ -172,43 +190,64 @@ def collapse_map(*, cells: pd.DataFrame, path: Path) -> str | None:
 SCORES_TITLE = "BLEU-4 vs Gaussian score"
 
 
-def scores_scatter(*, configs: pd.DataFrame, path: Path) -> str | None:
-    """One point per configuration (mean ± std over seeds), hue = KL bundle, marker = optimizer, Pareto front."""
+def scores_scatter(*, configs: pd.DataFrame, path: Path, rule_heldout: float | None = None) -> str | None:
+    """One point per configuration (mean ± std over seeds), hue = KL bundle, marker = decoder (or optimizer when
+    every configuration has one decoder), Pareto front; beside it, when the runs have heldout figures, the same
+    points against heldout BLEU-4 (verbs never seen in training) with the rule baseline's line (``rule_heldout``)."""
     bleu, gauss = f"{contract.BEST_TEST_BLEU} mean", f"{contract.BEST_TEST_GAUSSIAN_UNIQUE} mean"
-    bleu_std, gauss_std = f"{contract.BEST_TEST_BLEU} std", f"{contract.BEST_TEST_GAUSSIAN_UNIQUE} std"
+    gauss_std = f"{contract.BEST_TEST_GAUSSIAN_UNIQUE} std"
+    held = f"{contract.BEST_HELDOUT_BLEU} mean"
     data = configs.dropna(subset=[bleu, gauss]).reset_index(drop=True)
     if data.empty:
         return placeholder(path=path, title=SCORES_TITLE, note="no configuration has a checkpoint (BLEU-4/Gaussian)")
     data["KL schedule"] = data["kl_group"].astype(str)
-    data["optimizer"] = data["optim.name"].astype(str)
+    decoders = data["decoder"].astype(str) if "decoder" in data else pd.Series("", index=data.index)
+    marker = "decoder" if decoders.nunique() > 1 else "optimizer"
+    data[marker] = decoders if marker == "decoder" else data["optim.name"].astype(str)
     hue_order = [c for c in configs["kl_group"].cat.categories if c in set(data["KL schedule"])]
-    x, y = data[gauss], data[bleu]
+    panels = [(bleu, "BLEU-4 on the test conversions (0–1)", "the lab's test (verbs it trained on)")]
+    if held in data and data[held].notna().any():
+        panels.append((held, "heldout BLEU-4 (0–1): verbs never seen in training", "verbs it never saw"))
+    xmax = min(1.02, max(FULL_CREDIT_GAUSSIAN + 0.1, float((data[gauss] + data[gauss_std].fillna(0)).max()) * 1.08))
     with _style():
-        fig = Figure(figsize=(9, 6), layout="constrained")
-        ax = fig.subplots()
-        ax.errorbar(x, y, xerr=data[gauss_std].fillna(0), yerr=data[bleu_std].fillna(0),
-                    fmt="none", ecolor="#9a9a9a", elinewidth=0.8, alpha=0.7, zorder=1)
-        sns.scatterplot(data=data, x=gauss, y=bleu, hue="KL schedule",
-                        hue_order=hue_order, style="optimizer", style_order=sorted(set(data["optimizer"])),
-                        palette=PALETTE, s=70, ax=ax, zorder=3, edgecolor="black", linewidth=0.4)
-        xmax = min(1.02, max(FULL_CREDIT_GAUSSIAN + 0.1,
-                             float((x + data[gauss_std].fillna(0)).max()) * 1.08))
-        front = data[pareto_mask(data, x=gauss, y=bleu)].sort_values(gauss)
-        fx, fy = front[gauss].to_list(), front[bleu].to_list()
-        ax.plot([-0.02, *np.repeat(fx, 2)], [*np.repeat(fy, 2), -0.02], color="black", linestyle="--",
-                linewidth=1.1, zorder=2, label="Pareto front (no configuration beats these on both)")
-        ax.scatter(fx, fy, s=190, facecolors="none", edgecolors="black", linewidths=1.1, zorder=4)
-        ax.axhline(FULL_CREDIT_BLEU, color=CREDIT_COLOUR, linestyle=":", linewidth=1.5, zorder=1.5)
-        ax.axvline(FULL_CREDIT_GAUSSIAN, color=CREDIT_COLOUR, linestyle=":", linewidth=1.5, zorder=1.5)
-        ax.set_xlim(-0.02, xmax)
-        ax.set_ylim(-0.02, 1.04)
-        ax.set_xlabel("Gaussian score, distinct rows (distinct training verbs formed by 100 prior draws / 100, 0–1)")
-        ax.set_ylabel("BLEU-4 on the test conversions (0–1)")
-        ax.set_title(f"{SCORES_TITLE}: one point per configuration, mean ± std over seeds (same checkpoint)")
-        handles, labels = ax.get_legend_handles_labels()
+        fig = Figure(figsize=(9 + 5.5 * (len(panels) - 1), 6), layout="constrained")
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, (y, ylabel, what) in zip(axes, panels):
+            points = data.dropna(subset=[y])
+            ax.errorbar(points[gauss], points[y], xerr=points[gauss_std].fillna(0),
+                        yerr=points[y.replace(" mean", " std")].fillna(0), fmt="none", ecolor="#9a9a9a",
+                        elinewidth=0.8, alpha=0.7, zorder=1)
+            sns.scatterplot(data=points, x=gauss, y=y, hue="KL schedule", hue_order=hue_order, style=marker,
+                            style_order=sorted(set(points[marker])), palette=PALETTE, s=70, ax=ax, zorder=3,
+                            edgecolor="black", linewidth=0.4, legend=ax is axes[-1])
+            front = points[pareto_mask(points, x=gauss, y=y)].sort_values(gauss)
+            fx, fy = front[gauss].to_list(), front[y].to_list()
+            ax.plot([-0.02, *np.repeat(fx, 2)], [*np.repeat(fy, 2), -0.02], color="black", linestyle="--",
+                    linewidth=1.1, zorder=2, label="Pareto front (no configuration beats these on both)")
+            ax.scatter(fx, fy, s=190, facecolors="none", edgecolors="black", linewidths=1.1, zorder=4)
+            ax.axhline(FULL_CREDIT_BLEU, color=CREDIT_COLOUR, linestyle=":", linewidth=1.5, zorder=1.5)
+            ax.axvline(FULL_CREDIT_GAUSSIAN, color=CREDIT_COLOUR, linestyle=":", linewidth=1.5, zorder=1.5)
+            if y == held and rule_heldout is not None:
+                ax.axhline(rule_heldout, color="#4d4d4d", linestyle="-.", linewidth=1.3, zorder=1.5,
+                           label=f"rule baseline (suffix rewrites learnt from train), {rule_heldout:.3f}")
+            ax.set_xlim(-0.02, xmax)
+            ax.set_ylim(-0.02, 1.04)
+            ax.set_xlabel("Gaussian score, distinct rows (distinct training verbs formed by 100 prior draws / 100)")
+            ax.set_ylabel(ylabel)
+            ax.set_title(what)
+        handles, labels = [], []
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                if label not in labels:
+                    handles.append(handle)
+                    labels.append(label)
         handles.append(Line2D([], [], color=CREDIT_COLOUR, linestyle=":", linewidth=1.5))
         labels.append(f"lab full-credit line (BLEU-4 {FULL_CREDIT_BLEU:.2f}, Gaussian {FULL_CREDIT_GAUSSIAN:.2f})")
-        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
+        for ax in axes:
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        axes[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
+        fig.suptitle(f"{SCORES_TITLE}: one point per configuration, mean ± std over seeds (same checkpoint)")
         _save(fig, path)
     return None
 

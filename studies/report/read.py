@@ -19,7 +19,7 @@ from cvae.errors import UserError
 from cvae.scoring import DEFAULT_OBJECTIVE, FINISHED, Status
 from studies import contract
 from studies.contract import Phase
-from studies.labels import MAX_LEVELS, kl_labels
+from studies.labels import MAX_LEVELS, decoder_labels, kl_labels
 from studies.secrets import redact
 from studies.spec import params_key
 
@@ -159,6 +159,7 @@ def trials_frame(runs: list) -> pd.DataFrame:
     # maps and colours need few KL groups: the labels without numbers when a search made many
     many = len(frame["kl_label"].cat.categories) > MAX_LEVELS
     frame["kl_group"] = kl_labels(frame, coarse=True) if many else frame["kl_label"]
+    frame["decoder"] = decoder_labels(frame)
     return frame.sort_values(["trial", "run_id"], na_position="last", ignore_index=True)
 
 

@@ -1,10 +1,14 @@
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import pytest
 
+from cvae.config import ExperimentConfig
 from cvae.errors import MAX_MESSAGE
 from cvae.data import (EOS, LAB_TEST_TENSES, PAD, DataError, decode_indices, encode_word, make_batch, read_pairs,
-                       read_train, training_examples)
+                       Data, read_train, training_examples, withheld_rows)
 
 
 def write(tmp_path: Path, text: str, name: str = "f.txt") -> Path:
@@ -128,3 +132,32 @@ def test_a_data_file_too_large_is_refused_before_it_is_read(tmp_path):
         handle.truncate(65 * 2**20)
     with pytest.raises(DataError, match=r"train.txt: is 68157440 bytes, more than the 67108864"):
         read_train(path)
+
+
+_letters = st.text(alphabet="abcdefgh", min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(rows=st.lists(st.tuples(_letters, _letters, _letters, _letters), min_size=1, max_size=30),
+       n=st.integers(min_value=0, max_value=40), seed=st.integers(min_value=0, max_value=2**32 - 1),
+       keep=st.sets(_letters, max_size=5))
+def test_withheld_verbs_are_never_trained_in_any_form(rows, n, seed, keep):
+    """Whatever the rows (duplicated, sharing forms) a withheld verb has no form in a trained row nor among the
+    test words, at least one row stays trained, and the draw is the seed's."""
+    held = withheld_rows(rows, n=n, seed=seed, keep=keep)
+    trained_words = {w for i, row in enumerate(rows) if i not in held for w in row}
+    assert len(held) <= n and len(held) < len(rows)
+    for i in held:
+        assert not trained_words.intersection(rows[i]) and not keep.intersection(rows[i])
+    assert held == withheld_rows(rows, n=n, seed=seed, keep=keep)
+
+
+def test_the_default_data_withholds_verbs_for_validation_apart_from_test_and_heldout():
+    config = ExperimentConfig.model_validate({"data": {"val_verbs": 50, "val_pairs": 120}})
+    data = Data.load(config)
+    trained = {w for row in data.trained for w in row}
+    assert len(data.rows) - len(data.trained) == 50 and len(data.words) == 4 * len(data.trained)
+    assert len(data.val_unseen) == 120 and all(p.source not in trained and p.target not in trained
+                                               for p in data.val_unseen)
+    assert {p.source for p in data.test} <= trained
+    assert all(p.source in trained for p in data.val)

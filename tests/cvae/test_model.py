@@ -54,3 +54,68 @@ def test_greedy_agrees_with_teacher_forcing(z_every_step):
     logits = model.decoder(z, model.cond(tense), emitted)  # (B, T, V)
     live = emitted != PAD  # positions up to each row's first EOS
     assert torch.equal(logits.argmax(dim=2)[live], emitted[live])
+
+
+@pytest.mark.parametrize("decoder", ["attention", "copy"])
+@pytest.mark.parametrize("teacher_forcing", [True, False])
+def test_attending_decoders_give_distributions(decoder, teacher_forcing):
+    """Every step's output of an attending decoder is a distribution over the characters, read source or not."""
+    torch.manual_seed(2)
+    model = CVAE(ModelConfig(rnn="lstm", hidden_size=16, embed_size=8, latent_size=4, cond_size=2,
+                             decoder=decoder, source_dropout=0.5))
+    batch = make_batch(["go", "running", "ran", "x"])
+    log_probs, _, _ = model(batch.chars, batch.lengths, batch.targets, torch.tensor([0, 2, 3, 1]),
+                            teacher_forcing=teacher_forcing)
+    assert log_probs.shape == (4, 8, N_OUTPUTS)
+    assert torch.allclose(log_probs.exp().sum(dim=2), torch.ones(4, 8), atol=1e-5)
+
+
+@pytest.mark.parametrize("decoder", ["attention", "copy"])
+def test_a_hidden_source_decodes_as_prior_sampling_does(decoder):
+    """A row whose source is hidden (source dropout) is decoded exactly as a prior sample is, from (z, tense)
+    alone: the z-only path training teaches is the one the Gaussian score uses."""
+    torch.manual_seed(3)
+    model = CVAE(ModelConfig(rnn="lstm", hidden_size=16, embed_size=8, latent_size=4, cond_size=2,
+                             decoder=decoder)).eval()
+    batch = make_batch(["walk", "sing"])
+    _, _, source = model.encode_source(batch.chars, batch.lengths, torch.tensor([0, 0]))
+    hidden = source.without(torch.tensor([True, True]))
+    z, cond = torch.randn(2, 4), model.cond(torch.tensor([3, 1]))
+    assert torch.allclose(model.decoder(z, cond, batch.targets, source=hidden),
+                          model.decoder(z, cond, batch.targets), atol=1e-6)
+    assert not torch.allclose(model.decoder(z, cond, batch.targets, source=source),
+                              model.decoder(z, cond, batch.targets), atol=1e-4)
+
+
+@pytest.mark.parametrize("decoder", ["attention", "copy"])
+def test_greedy_with_a_source_agrees_with_teacher_forcing(decoder):
+    torch.manual_seed(4)
+    model = CVAE(ModelConfig(rnn="lstm", hidden_size=16, embed_size=8, latent_size=4, cond_size=2,
+                             latent_to_cell=True, z_every_step=True, decoder=decoder)).eval()
+    batch = make_batch(["walk", "sing", "be"])
+    mu, _, source = model.encode_source(batch.chars, batch.lengths, torch.tensor([0, 0, 1]))
+    cond = model.cond(torch.tensor([3, 2, 0]))
+    emitted = model.decoder.greedy(mu, cond, max_length=6, source=source)
+    log_probs = model.decoder(mu, cond, emitted, source=source)
+    live = emitted != PAD
+    assert torch.equal(log_probs.argmax(dim=2)[live], emitted[live])
+
+
+def test_the_copy_gate_can_spell_an_unseen_word_letter_by_letter():
+    """With the copy gate open and the attention on step t's letter, the decoder emits the source word itself:
+    copying is a path that needs no vocabulary of verbs."""
+    torch.manual_seed(5)
+    model = CVAE(ModelConfig(rnn="lstm", hidden_size=16, embed_size=8, latent_size=4, cond_size=2,
+                             decoder="copy")).eval()
+    with torch.no_grad():
+        model.decoder.gate.bias.fill_(50.0)  # always copy
+        model.decoder.query.weight.zero_()  # the query is the step's position ...
+        model.decoder.letter.weight.zero_()
+        model.decoder.empty.fill_(-1e3)
+        rows = model.decoder.position.num_embeddings
+        model.decoder.position.weight.copy_(torch.eye(16).repeat(rows // 16 + 1, 1)[:rows] * 40)  # one-hot
+    batch = make_batch(["zqxv"])
+    _, _, source = model.encode_source(batch.chars, batch.lengths, torch.tensor([0]))
+    source.slots.copy_(model.decoder.position.weight[:4].unsqueeze(0))  # ... and a slot is its position
+    emitted = model.decoder.greedy(torch.zeros(1, 4), model.cond(torch.tensor([1])), max_length=4, source=source)
+    assert emitted[0].tolist() == batch.chars[0].tolist()

@@ -13,6 +13,10 @@ def test_an_evaluated_epoch_reports_exactly_the_named_figures() -> None:
     assert set(records[0].metrics) == set(names.EPOCH) - set(names.OPTIONAL)
     records.clear()
     fit(tiny_config(train={"epochs": 1}, data={"heldout": str(DATA / "heldout.txt")}), callbacks=[records.append])
+    assert set(records[0].metrics) == set(names.EPOCH) - {names.VAL_UNSEEN_BLEU}
+    records.clear()
+    fit(tiny_config(train={"epochs": 1}, data={"heldout": str(DATA / "heldout.txt"), "val_verbs": 5}),
+        callbacks=[records.append])
     assert set(records[0].metrics) == set(names.EPOCH)
 
 

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 
+from studies import labels
 from studies.labels import (
     MAX_LEVELS,
     config_name,
@@ -66,3 +67,17 @@ def test_a_configuration_is_named_by_its_varied_settings_and_a_run_by_its_seed_t
     assert run_name(flat, varied=varied) == "sgd lr3 clip- · cyclical · z32 · s1"
     assert config_name(flat, varied=[]) == "base"
     assert config_name({**flat, "model.hidden_size": None}, varied=["model.hidden_size"]) == "h-"
+
+
+def test_every_name_says_its_decoder_and_decoders_order_by_strength():
+    lab = {"model.decoder": "lab", "model.source_dropout": 0.5, "model.source_z": "posterior", "train.seed": 3,
+           "optim.name": "adam", "optim.lr": 0.005, "optim.clip_norm": 1.0}
+    copy = {**lab, "model.decoder": "copy", "model.source_dropout": 0.0}
+    assert labels.decoder_label(lab) == "lab"
+    assert labels.decoder_label(copy) == "copy z-only 0"
+    assert labels.decoder_label({**copy, "model.source_z": "prior"}) == "copy z-only 0 prior z"
+    assert labels.run_name(copy, varied=["model.decoder"]) == "copy z-only 0 · s3"
+    assert labels.config_name(lab, varied=["optim.lr"]) == "lab · adam lr0.005 clip1"
+    assert labels.config_name({"train.seed": 1}, varied=[]) == "base"  # runs logged before the decoder key
+    frame = pd.DataFrame([copy, lab, {**copy, "model.source_dropout": 0.5}])
+    assert list(labels.decoder_labels(frame).categories) == ["lab", "copy z-only 0.5", "copy z-only 0"]

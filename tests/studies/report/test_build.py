@@ -11,7 +11,8 @@ from mlflow import MlflowClient
 from studies import best, report
 from studies.testing import failures_only_trials, make_trial, write_study
 
-FIGURES = ("scores.png", "explosion_map.png", "explosion_trace.png", "collapse_map.png", "curves.png")
+FIGURES = ("scores.png", "explosion_map.png", "explosion_trace.png", "collapse_map.png", "decoder_map.png",
+           "curves.png")
 
 
 def test_report_writes_every_file_and_embeds_images(demo):
@@ -19,7 +20,7 @@ def test_report_writes_every_file_and_embeds_images(demo):
     for name in (*FIGURES, "importance.png", "report.md", "report.html", "trials.csv", "configs.csv"):
         assert (out / name).stat().st_size > 0, name
     html = (out / "report.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 6
+    assert html.count('src="data:image/png;base64,') == 7
     assert ".png\"" not in html  # nothing links to a file next to it
     for name in (*FIGURES, "importance.png"):
         assert f"]({name})" in demo["md"]
