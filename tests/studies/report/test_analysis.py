@@ -61,3 +61,33 @@ def test_unstable_figures_never_reach_a_mean(tmp_path):
 def test_pareto_mask_keeps_non_dominated_points():
     points = pd.DataFrame({"x": [0.1, 0.3, 0.2, 0.3, math.nan], "y": [0.9, 0.5, 0.4, 0.6, 1.0]})
     assert pareto_mask(points, x="x", y="y").tolist() == [True, False, False, True, False]
+
+
+def test_the_decoder_map_has_a_cell_per_kl_and_decoder_of_the_decoder_block_only():
+    import pandas as pd
+
+    from cvae.scoring import Status
+    from studies import contract
+    from studies.report.analysis import decoder_cells
+
+    def trial(decoder, sd, blocks, status, heldout):
+        return {"phase": "search", "blocks": blocks, "model.decoder": decoder, "model.source_dropout": sd,
+                "model.source_z": "posterior", "model.word_dropout": 0.0, "kl_group": "monotonic β=0.5",
+                "finished": True, "status": status, Status.COLLAPSED: status == Status.COLLAPSED,
+                Status.PRIOR_HOLE: status == Status.PRIOR_HOLE, "run_id": f"{decoder}{sd}{status}",
+                contract.BEST_LATENT_ACTIVE_UNITS: 8.0, contract.BEST_LATENT_KL: 5.0,
+                contract.BEST_LATENT_MUTUAL_INFO: 1.0, contract.BEST_TEST_GAUSSIAN: 0.4,
+                contract.BEST_TEST_BLEU: 0.9, contract.BEST_HELDOUT_BLEU: heldout}
+
+    frame = pd.DataFrame([trial("copy", 0.0, ["decoder"], Status.PRIOR_HOLE, 0.9),
+                          trial("copy", 0.0, ["decoder"], Status.WORKS, 0.92),
+                          trial("lab", 0.5, ["decoder"], Status.WORKS, 0.24),
+                          trial("copy", 0.5, ["collapse"], Status.COLLAPSED, 0.5)])
+    from studies.labels import decoder_labels
+    frame["decoder"] = decoder_labels(frame)
+    frame["kl_group"] = pd.Categorical(frame["kl_group"])
+    cells = decoder_cells(frame).set_index("decoder")
+    assert set(cells.index) == {"lab", "copy z-only 0"}  # the collapse block's trial is not on this map
+    assert cells.loc["copy z-only 0", "n"] == 2 and cells.loc["copy z-only 0", Status.PRIOR_HOLE] == 1
+    assert abs(cells.loc["copy z-only 0", "heldout_mean"] - 0.91) < 1e-9
+    assert decoder_cells(frame.assign(blocks=[[]] * 4)).empty  # no blocks: no decoder side to map
