@@ -202,7 +202,8 @@ class TrainConfig(_Section):
     batch_size) conversions of made-up verbs, a training verb's stem with its start replaced by another verb's
     (walk + grab -> gralk, gralks, gralking, gralked; ``cvae.hallucination``, after Anastasopoulos & Neubig 2019),
     always read from the source. A decoder cannot have memorised them, so it learns to copy a stem and rewrite
-    its ending, as a verb it never saw needs. They never reach the z-only path, prior fill or any score. 0: off."""
+    its ending, as a verb it never saw needs. They never reach the z-only path, prior fill or any score. 0: off;
+    ignored by `lab`, which has no source to read."""
     collapse_patience: int | None = Field(default=None, ge=1, le=100_000)
     """Collapse detector: stop the run (status `collapsed`) after this many consecutive evaluated epochs past the
     KL warm-up with KL < 0.1 nats or no active unit, or (status `unstable`) with an overflowing latent; null
@@ -236,13 +237,6 @@ class ExperimentConfig(_Section):
     """Optimizer and gradient clipping."""
     train: TrainConfig = TrainConfig()
     """Training loop, seeding and checkpoint choice."""
-
-    @model_validator(mode="after")
-    def _hallucination_needs_a_source(self) -> "ExperimentConfig":
-        if self.train.hallucinate > 0 and self.model.decoder == "lab":
-            raise ValueError("train.hallucinate needs a decoder that reads its source (model.decoder: attention or "
-                             "copy); the lab's decoder only has z")
-        return self
 
     def flat(self) -> dict[str, Any]:
         """Every field as a dotted key (`optim.lr`), for logging as params."""

@@ -133,7 +133,8 @@ class Trainer:
         self.chars, self.targets = whole.chars.to(self.device), whole.targets.to(self.device)
         self.tenses = data.tenses.to(self.device)
         self.step = 0
-        self.hallucinator = Hallucinator(data.trained if config.train.hallucinate > 0 else [])
+        self.hallucinator = Hallucinator(data.trained if config.train.hallucinate > 0
+                                         and config.model.decoder != "lab" else [])
         self.rng = random.Random(config.train.seed)  # the hallucinated verbs' draws
         self.last_codes: torch.Tensor | None = None  # (N, L) each word's posterior mean at its latest step
         self.grad_norm_max: float | None = None
