@@ -31,11 +31,12 @@ PARTS: tuple[tuple[str, object], ...] = (
     ("evaluation (all of it)", trainer.Trainer.evaluate),
     ("  conversions (test, heldout, validation)", model.convert),
     ("  noise decoding (Gaussian score and val/gaussian)", metrics.gaussian_generations),
-    ("  of which the checkpoint-choice draws", evaluation.selection_figures),
+    ("  checkpoint-choice figures (val conversions, their draws)", evaluation.selection_figures),
     ("  latent statistics (KL per dim, mutual information)", metrics.mutual_information),
     ("  BLEU-4 scoring (nltk)", metrics.mean_bleu4),
 )
-"""(label, function) of each part reported; nested parts are indented under the part that calls them."""
+"""(label, function) of each part reported; nested parts are indented under the part that calls them, and may
+overlap each other (the checkpoint-choice figures hold conversions and noise decoding of their own)."""
 
 
 def _key(function: object) -> tuple[str, str]:

@@ -29,7 +29,7 @@ def _rnn(kind: str, input_size: int, hidden_size: int) -> nn.RNNBase:
 
 @dataclass
 class Source:
-    """What an attending decoder reads of the source words: the encoder's states and the characters they read."""
+    """What an attending decoder reads of the source words: one slot per character, and the characters."""
 
     slots: torch.Tensor  # (B, S, H) what the decoder attends to, one slot a character (``Decoder.slots``)
     chars: torch.Tensor  # (B, S) character indices, PAD after a word

@@ -179,8 +179,8 @@ class Trainer:
         every = max(1, self.steps_per_epoch // 50)
         codes = None
         if cfg.train.prior_fill > 0:  # the posterior means of the last epoch's steps (a pass of its own at first)
-            codes = self.codes() if self.last_codes is None else self.last_codes.clone()
-            self.last_codes = codes.clone()
+            codes = self.codes() if self.last_codes is None else self.last_codes
+            self.last_codes = codes.clone()  # this epoch's steps write into the copy
         for idx in self.batches():
             steps.append(self._step(idx, epoch=epoch, tf=tf, codes=codes))
             if progress is not None and len(steps) % every == 0:

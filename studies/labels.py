@@ -50,8 +50,10 @@ def decoder_label(flat: Mapping[str, Any]) -> str:
     """Readable decoder: `lab`, or `copy z-only 0.5` (an attending decoder and the share of words it decodes from z
     alone), with `prior z` when the words that read their source get a prior draw for z (``model.source_z``)."""
     decoder = flat.get("model.decoder")
-    if _missing(decoder) or decoder == "lab":
-        return "lab" if not _missing(decoder) else ""
+    if _missing(decoder):
+        return ""
+    if decoder == "lab":
+        return "lab"
     label = f"{decoder} z-only {fmt_value(flat.get('model.source_dropout'))}"
     return label + (" prior z" if flat.get("model.source_z") == "prior" else "")
 

@@ -186,13 +186,13 @@ DECODER_KEYS = (*labels.DECODER_KEYS, "model.word_dropout")
 
 
 def decoder_cells(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per (KL bundle, decoder), over finished trials of the blocks that vary the decoder (none without such a
-    block): the collapse map's cells, and heldout BLEU-4 (unseen verbs)."""
-    data = trials[trials["phase"] == Phase.SEARCH] if "phase" in trials else trials
-    if "blocks" not in data or not data["blocks"].map(bool).any():
+    """Per (KL bundle, decoder), over finished trials of the blocks that vary the decoder (every search trial
+    without blocks): the collapse map's cells, and heldout BLEU-4 (unseen verbs); none when no decoder setting
+    varies."""
+    data = block_rows(trials, DECODER_KEYS)
+    if not any(data[key].astype(object).nunique(dropna=False) > 1 for key in ("decoder", "model.word_dropout")
+               if key in data):  # the label, not its keys: `lab` ignores the z-only share
         data = data.iloc[:0]
-    else:
-        data = block_rows(data, DECODER_KEYS)
     if not data.empty and "model.word_dropout" in data and data["model.word_dropout"].nunique() > 1:
         data = data.assign(decoder=pd.Categorical(
             [f"{d} · wd {labels.fmt_value(w)}" if w else str(d) for d, w in zip(data["decoder"],

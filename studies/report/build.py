@@ -67,7 +67,7 @@ def build_report(*, study: str, tracking_uri: str, out: str | Path) -> Path:
         "decoder_map": figures.collapse_map(
             cells=decoders, path=paths["decoder_map"], column="decoder", title=figures.DECODER_TITLE, heldout=True,
             xlabel="decoder: what it reads besides z (z-only = share of words decoded from z alone)",
-            empty="no block of the study varies the decoder, or none of its trials finished training"),
+            empty="no setting of the decoder varies in this study, or none of its trials finished training"),
         "explosion_map": figures.explosion_map(cells=explosion, varied=varied, path=paths["explosion_map"]),
         "explosion_trace": figures.explosion_trace(
             traces=load_trace(client=client, pair=explosion_pair(trials)), path=paths["explosion_trace"]),

@@ -132,7 +132,6 @@ def collapse_map(*, cells: pd.DataFrame, path: Path, column: str = "latent",
     with ``heldout``, heldout BLEU-4: unseen verbs), hatches = collapse/prior hole."""
     if cells.empty:
         return placeholder(path=path, title=title, note=empty)
-    cells = cells.assign(**{column: pd.Categorical(cells[column])}) if not hasattr(cells[column], "cat") else cells
     rows = [label for label in cells["kl_group"].cat.categories if label in set(cells["kl_group"])]
     latents = [label for label in cells[column].cat.categories if label in set(cells[column])]
     au = cells.pivot_table(index="kl_group", columns=column, values="au_mean", observed=True)
@@ -232,7 +231,7 @@ def scores_scatter(*, configs: pd.DataFrame, path: Path, rule_heldout: float | N
                            label=f"rule baseline (suffix rewrites learnt from train), {rule_heldout:.3f}")
             ax.set_xlim(-0.02, xmax)
             ax.set_ylim(-0.02, 1.04)
-            ax.set_xlabel("Gaussian score, distinct rows (distinct training verbs formed by 100 prior draws / 100)")
+            ax.set_xlabel("")
             ax.set_ylabel(ylabel)
             ax.set_title(what)
         handles, labels = [], []
@@ -247,6 +246,7 @@ def scores_scatter(*, configs: pd.DataFrame, path: Path, rule_heldout: float | N
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
         axes[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
+        fig.supxlabel("Gaussian score, distinct rows (distinct training verbs formed by 100 prior draws / 100)")
         fig.suptitle(f"{SCORES_TITLE}: one point per configuration, mean ± std over seeds (same checkpoint)")
         _save(fig, path)
     return None

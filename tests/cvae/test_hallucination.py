@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from cvae.config import ExperimentConfig
 from cvae.data import read_train
 from cvae.hallucination import KEEP, Hallucinator, stem
+from tests.conftest import DATA
 
 
 def test_a_stem_is_the_start_every_form_shares():
@@ -15,7 +16,7 @@ def test_a_stem_is_the_start_every_form_shares():
 
 
 def test_hallucinated_verbs_keep_their_rows_endings_and_are_made_up():
-    rows = read_train("data/train.txt")
+    rows = read_train(DATA / "train.txt")
     known = {w for row in rows for w in row}
     made = Hallucinator(rows).draw(300, random.Random(0))
     assert len(made) == 300

@@ -90,4 +90,6 @@ def test_the_decoder_map_has_a_cell_per_kl_and_decoder_of_the_decoder_block_only
     assert set(cells.index) == {"lab", "copy z-only 0"}  # the collapse block's trial is not on this map
     assert cells.loc["copy z-only 0", "n"] == 2 and cells.loc["copy z-only 0", Status.PRIOR_HOLE] == 1
     assert abs(cells.loc["copy z-only 0", "heldout_mean"] - 0.91) < 1e-9
-    assert decoder_cells(frame.assign(blocks=[[]] * 4)).empty  # no blocks: no decoder side to map
+    lab_only = frame.assign(**{"model.decoder": "lab"}, decoder=pd.Categorical(["lab"] * 4))
+    assert decoder_cells(lab_only.assign(blocks=[[]] * 4)).empty  # nothing varies the decoder: no map
+    assert set(decoder_cells(frame.assign(blocks=[[]] * 4))["decoder"]) == {"lab", "copy z-only 0", "copy z-only 0.5"}
