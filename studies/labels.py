@@ -99,14 +99,15 @@ RUN_NAME_KEYS = {"model.latent_size": "z", "model.hidden_size": "h", "model.rnn"
 
 
 def run_name(flat: dict[str, Any], *, varied: list[str]) -> str:
-    """A child run's name in `mlflow ui`, from its varied settings and seed: `sgd lr3 clip- · cyclical · z32 · s1`
-    (optimizer, learning rate and clip norm; the KL bundle; other keys by short name; the seed)."""
+    """A child run's name in `mlflow ui`, from its decoder, varied settings and seed:
+    `lab · sgd lr3 clip- · cyclical · z32 · s1` (the decoder; optimizer, learning rate and clip norm; the KL bundle;
+    other keys by short name; the seed)."""
     return f"{config_name(flat, varied=varied)} · s{flat['train.seed']}"
 
 
 def config_name(config: Mapping[str, Any], *, varied: list[str]) -> str:
-    """A configuration's one name, from its varied settings: `sgd lr3 clip- · cyclical · z32` (`base` when nothing
-    is varied). ``config``: a flat config (dotted keys), or a report row holding those keys (NaN = none)."""
+    """A configuration's one name, from its decoder and varied settings: `lab · sgd lr3 clip- · cyclical · z32`
+    (`base` for runs logged without a decoder key, when nothing is varied). ``config``: a flat config (dotted keys), or a report row holding those keys (NaN = none)."""
     flat: dict[str, Any] = {key: None if _missing(value) else value for key, value in config.items()}
     parts = [label] if (label := decoder_label(flat)) else []  # every name says its decoder
     if any(key.startswith("optim.") for key in varied):

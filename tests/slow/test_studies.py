@@ -84,7 +84,7 @@ def test_mlflow_holds_one_parent_and_four_children(smoke) -> None:
         assert CHILD_TAGS <= set(tags) and tags["mlflow.parentRunId"] == parent.info.run_id
         # named by the varied setting (the smoke study's KL bundle) and the seed
         assert run.info.run_name.endswith(f" · s{tags['cvae.seed']}") and run.info.status == "FINISHED"
-        assert run.info.run_name.startswith("constant β=")
+        assert run.info.run_name.startswith("lab · constant β=")  # its decoder, then its settings
         assert tags["optuna.state"] == "COMPLETE"
         assert tags["cvae.status"] in ("works", "weak", "collapsed", "prior_hole")
         assert params["train.seed"] == tags["cvae.seed"] and params["optim.clip_norm"] == "1.0"
@@ -245,7 +245,7 @@ def test_blocks_then_confirmation_on_fresh_seeds(tmp_path) -> None:
     statuses = {r.data.tags["cvae.status"] for r in search}
     assert "diverged" in statuses  # plain SGD at lr 1e4 without clipping
     names = {r.info.run_name for r in search}
-    assert any(name.startswith("sgd lr10000 clip-") and name.endswith("s1") for name in names), names
+    assert any(name.startswith("lab · sgd lr10000 clip-") and name.endswith("s1") for name in names), names
     # the confirmation retrains the single top qualifying configuration on seed 7, which the search never used
     assert [r.data.tags["cvae.seed"] for r in confirm] == ["7"]
     assert confirm[0].data.tags["cvae.status"] in ("works", "weak")
