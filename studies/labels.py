@@ -107,7 +107,8 @@ def run_name(flat: dict[str, Any], *, varied: list[str]) -> str:
 
 def config_name(config: Mapping[str, Any], *, varied: list[str]) -> str:
     """A configuration's one name, from its decoder and varied settings: `lab · sgd lr3 clip- · cyclical · z32`
-    (`base` for runs logged without a decoder key, when nothing is varied). ``config``: a flat config (dotted keys), or a report row holding those keys (NaN = none)."""
+    (`base` for runs logged without a decoder key, when nothing is varied). ``config``: a flat config (dotted
+    keys), or a report row holding those keys (NaN = none)."""
     flat: dict[str, Any] = {key: None if _missing(value) else value for key, value in config.items()}
     parts = [label] if (label := decoder_label(flat)) else []  # every name says its decoder
     if any(key.startswith("optim.") for key in varied):
