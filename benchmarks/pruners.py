@@ -30,7 +30,7 @@ from studies.queue.trials import pruner
 from studies.report.read import load_curves, load_study, open_client
 from studies.tracking import add_tracking_argument
 
-PRUNERS = ("none", "median", "successive_halving", "hyperband")
+PRUNERS = ("none", "settled", "median", "successive_halving", "hyperband")
 
 
 @dataclass
@@ -74,6 +74,7 @@ def replay(name: str, *, runs: pd.DataFrame, curves: dict[int, list[tuple[int, f
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             seeds.setdefault(row.config_key, []).append(("pruned", None))
         else:
+            trial.set_user_attr(contract.STATUS, row.status)  # as a worker does: `settled` compares with `works`
             study.tell(trial, final if final is not None and math.isfinite(final) else 0.0)
             seeds.setdefault(row.config_key, []).append((row.status, final))
     works = set(runs.loc[runs["status"] == "works", "trial"].astype(int))

@@ -102,7 +102,7 @@ def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
     everywhere (``cvae.scoring``): configurations whose seeds are mostly healthy first, by mean objective on the
     checkpoint-choice figures (distinct-row Gaussian). The test BLEU-4 and Gaussian are shown, never ranked on."""
     rows = [(ok, members, [t for t in members if contract.best(names.VAL_BLEU) in t.user_attrs])
-            for ok, members in ranked_configurations(trials=trials, objective=spec.settings.objective,
+            for ok, _, members in ranked_configurations(trials=trials, objective=spec.settings.objective,
                                                      rank_by=spec.settings.rank_by)]
     objective = spec.settings.objective.replace("pareto", DEFAULT_OBJECTIVE)
     table = Table(title=f"best configurations of {spec.name} (mostly healthy seeds first, then by "

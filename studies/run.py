@@ -43,7 +43,7 @@ from studies.preflight import check_data, check_devices, check_storage
 from studies.queue.claim import pending, prepare
 from studies.queue.locks import FileLock, study_lock
 from studies.queue.storage import default_journal, is_rdb, lock_path, open_storage, repair_journal, storage_label
-from studies.queue.trials import open_study, ranked_configurations, trial_params
+from studies.queue.trials import open_study, ranked_configurations, to_confirm, trial_params
 from studies.spec import SEED_KEY, Spec, load_spec
 
 CRASHES_SHOWN = 5
@@ -152,14 +152,18 @@ def confirm(*, spec: Spec, study: optuna.Study, storage: str, tracking_uri: str,
     """Retrain the search's top qualifying configurations on `study.confirm.seeds` (winner's curse)."""
     ranked = ranked_configurations(trials=study.get_trials(deepcopy=False), objective=spec.settings.objective,
                                    rank_by=spec.settings.rank_by)
-    top = [members for ok, members in ranked if ok][: spec.settings.confirm.top]
+    chosen = to_confirm(ranked, top=spec.settings.confirm.top, within=spec.settings.confirm.within)
+    top = [item.trials for item in chosen]
     if not top:
         console.print("no configuration qualifies (most seeds of each collapsed, diverged, sat in a prior hole or "
                       "overflowed): nothing to confirm, and no winner to recommend")
         return 0
     configs = [{k: v for k, v in trial_params(members[0]).items() if k != SEED_KEY} for members in top]
     confirmation = spec.confirmation(configs)
-    console.print(f"confirming the top {len(configs)} configuration(s) on fresh seeds "
+    dropped = min(spec.settings.confirm.top, sum(item.ok for item in ranked)) - len(configs)
+    price = (f" ({dropped} more of the top {spec.settings.confirm.top} lie more than "
+             f"study.confirm.within={spec.settings.confirm.within} below the leader)" if dropped else "")
+    console.print(f"confirming the top {len(configs)} configuration(s){price} on fresh seeds "
                   f"{list(confirmation.settings.seeds)}")
     code, confirmed, _ = run_phase(spec=confirmation, storage=storage, tracking_uri=tracking_uri, console=console)
     if confirmed is not None:

@@ -4,7 +4,8 @@ and how the study's configurations rank."""
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import math
+from typing import Any, Literal, NamedTuple
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
@@ -14,6 +15,7 @@ from cvae.errors import ConfigError
 from cvae.names import VAL_BLEU, VAL_GAUSSIAN
 from cvae.scoring import STATUSES, Status, objective_score, rank
 from studies import contract
+from studies.queue.settled import SettledPruner
 from studies.spec import SEED_KEY, Spec
 
 
@@ -32,6 +34,8 @@ def pruner(name: str, *, epochs: int) -> optuna.pruners.BasePruner:
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    if name == "settled":
+        return SettledPruner(epochs=epochs)
     return optuna.pruners.NopPruner()
 
 
@@ -84,10 +88,17 @@ def is_done(trial: FrozenTrial) -> bool:
             or (trial.state == TrialState.FAIL and status in (Status.DIVERGED, Status.UNSTABLE)))
 
 
-def ranked_configurations(*, trials: list[FrozenTrial], objective: str,
-                          rank_by: str = "mean") -> list[tuple[bool, list[FrozenTrial]]]:
-    """The study's configurations as ``cvae.scoring.rank`` orders them: [(qualifies, its seeds' trials)], from the
-    trials' status and checkpoint-choice figures (user attrs); crashed (`failed`) and unrun trials are left out."""
+class Ranked(NamedTuple):
+    """One configuration of a study, as ranked: whether it qualifies, its seeds' summary objective, its trials."""
+
+    ok: bool
+    score: float
+    trials: list[FrozenTrial]
+
+
+def ranked_configurations(*, trials: list[FrozenTrial], objective: str, rank_by: str = "mean") -> list[Ranked]:
+    """The study's configurations as ``cvae.scoring.rank`` orders them, from the trials' status and
+    checkpoint-choice figures (user attrs); crashed (`failed`) and unrun trials are left out."""
     groups: dict[str, list[FrozenTrial]] = {}
     for trial in trials:
         status = trial.user_attrs.get(contract.STATUS)
@@ -101,8 +112,19 @@ def ranked_configurations(*, trials: list[FrozenTrial], objective: str,
         value = objective_score(attrs[bleu], attrs[gaussian], objective=objective) if bleu in attrs else None
         return attrs[contract.STATUS], value
 
-    return [(ok, groups[key]) for key, ok, _ in rank({key: [seed(t) for t in members]
-                                                         for key, members in groups.items()}, rank_by=rank_by)]
+    return [Ranked(ok, score, groups[key]) for key, ok, score in rank({key: [seed(t) for t in members]
+                                                                       for key, members in groups.items()},
+                                                                      rank_by=rank_by)]
+
+
+def to_confirm(ranked: list[Ranked], *, top: int, within: float | None) -> list[Ranked]:
+    """The configurations a confirmation retrains: the first ``top`` that qualify, less those whose summary
+    objective is more than ``within`` below the leader's (`study.confirm.within`; None keeps all ``top``)."""
+    chosen = [item for item in ranked if item.ok][:top]
+    if within is None or not chosen:
+        return chosen
+    line = chosen[0].score - within
+    return chosen[:1] + [item for item in chosen[1:] if math.isfinite(item.score) and item.score >= line]
 
 
 def suggest(trial: optuna.Trial, *, spec: Spec) -> dict[str, Any]:

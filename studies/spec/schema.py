@@ -76,6 +76,10 @@ class ConfirmSettings(_Strict):
     """Configurations retrained (the top ones that qualify); 0 skips the confirmation."""
     seeds: list[Seed] = Field(default=[100, 101, 102], min_length=1, max_length=1000)
     """Seeds of the confirmation runs; distinct from `study.seeds`."""
+    within: float | None = Field(default=None, ge=0.0, le=1000.0)
+    """The confirmation's price: of the `top` configurations, retrain only the leader and those whose search
+    objective (the seeds' summary, `study.rank_by`) is within this of the leader's; a configuration further below
+    is not within noise of it, and confirming it would not change the answer. null: all `top`."""
 
 
 class StudySettings(_Strict):
@@ -97,8 +101,10 @@ class StudySettings(_Strict):
     rank_by: Literal["mean", "worst", "mean-std"] = "mean"
     """How a configuration's seeds are summed up to rank it (`cvae.scoring.RANK_BY`): the mean objective, the
     worst seed, or the mean minus the standard deviation (robustness across seeds)."""
-    pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
-    """Stop unpromising trials early from their per-epoch objective (single objective only)."""
+    pruner: Literal["none", "settled", "median", "successive_halving", "hyperband"] = "none"
+    """Stop unpromising trials early from their per-epoch objective (single objective only). `settled` stops a
+    trial far below every finished `works` trial at the same epoch (``studies.queue.settled``); the others are
+    Optuna's stock pruners, which ``benchmarks.pruners`` found to stop trials that would have worked."""
     workers: int = Field(default=1, ge=1, le=256)
     """Worker processes training trials in parallel (each with train.num_threads torch threads)."""
     sampler_seed: int = Field(default=0, ge=0, le=MAX_SEED)

@@ -12,8 +12,9 @@ from optuna.trial import TrialState, create_trial
 
 from cvae.errors import ConfigError
 from studies import contract
+from studies.queue.settled import SettledPruner
 from studies.queue.storage import open_storage
-from studies.queue.trials import is_done, open_study, pruner, ranked_configurations, trial_params
+from studies.queue.trials import Ranked, is_done, open_study, pruner, ranked_configurations, to_confirm, trial_params
 from studies.spec import load_spec
 
 
@@ -59,7 +60,8 @@ def test_is_done(state, status, done) -> None:
 @pytest.mark.parametrize(("name", "kind"), [("median", optuna.pruners.MedianPruner),
                                             ("successive_halving", optuna.pruners.SuccessiveHalvingPruner),
                                             ("hyperband", optuna.pruners.HyperbandPruner),
-                                            ("none", optuna.pruners.NopPruner)])
+                                            ("none", optuna.pruners.NopPruner),
+                                            ("settled", SettledPruner)])
 def test_pruner_is_the_one_the_spec_names(name, kind) -> None:
     assert type(pruner(name, epochs=4)) is kind
 
@@ -77,5 +79,22 @@ def test_configurations_rank_healthy_first_and_crashed_seeds_are_left_out() -> N
               seed_trial("healthy", 0, "works", 0.6), seed_trial("healthy", 1, "weak", 0.5),
               seed_trial("healthy", 2, "failed", 0.0)]
     ranked = ranked_configurations(trials=trials, objective="bleu4+gaussian")
-    assert [(ok, [t.user_attrs[contract.CONFIG_KEY] for t in seeds]) for ok, seeds in ranked] == [
+    assert [(ok, [t.user_attrs[contract.CONFIG_KEY] for t in seeds]) for ok, _, seeds in ranked] == [
         (True, ["healthy", "healthy"]), (False, ["collapsed", "collapsed"])]
+
+
+def ranked_item(ok: bool, score: float) -> Ranked:
+    return Ranked(ok, score, [])
+
+
+@pytest.mark.parametrize(("scores", "within", "kept"), [
+    ([1.4, 1.35, 1.0, 0.9], None, [1.4, 1.35, 1.0]),   # no price: the top 3
+    ([1.4, 1.35, 1.0, 0.9], 0.1, [1.4, 1.35]),          # 1.0 is not within noise of the leader
+    ([1.4, 1.2, 1.3], 0.0, [1.4]),                       # the leader is always confirmed
+    ([float("nan"), 1.0], 5.0, [float("nan")]),          # a leader without a figure keeps only itself
+])
+def test_the_confirmation_retrains_the_top_configurations_within_noise_of_the_leader(scores, within, kept) -> None:
+    ranked = [ranked_item(True, score) for score in scores] + [ranked_item(False, 9.0)]
+    chosen = to_confirm(ranked, top=3, within=within)
+    assert [item.score for item in chosen] == pytest.approx(kept, nan_ok=True)
+    assert all(item.ok for item in chosen)  # a configuration that does not qualify is never confirmed
