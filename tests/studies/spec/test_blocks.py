@@ -29,6 +29,13 @@ def test_kl_ablation_spec_has_the_required_blocks() -> None:
     assert sum("explosion+collapse" in label for label in spec.space[0].choices) == 1
     assert spec.base.train.collapse_patience == 3 and spec.settings.confirm.top == 3
     assert not set(spec.settings.confirm.seeds) & set(spec.settings.seeds)
+    # the decoder's side: the lab's decoder with word dropout, a copying decoder that bypasses z (no word decoded
+    # from z alone) and one that keeps a z-only path, under two KL settings; withheld verbs choose the checkpoint
+    decoders = {(c.model.decoder, c.model.source_dropout if c.model.decoder != "lab" else c.model.word_dropout,
+                 c.kl.schedule) for c in configs}
+    assert {("lab", 0.5, "monotonic"), ("copy", 0.0, "monotonic"), ("copy", 0.5, "monotonic"),
+            ("copy", 0.0, "constant")} <= decoders
+    assert spec.base.data.val_verbs > 0 and spec.settings.pruner == "settled"
 
 
 def test_blocks_spec_errors_name_the_key(tmp_path: Path) -> None:
@@ -48,6 +55,6 @@ def test_blocks_spec_errors_name_the_key(tmp_path: Path) -> None:
 def test_a_trial_belongs_to_the_blocks_its_configuration_was_drawn_from() -> None:
     spec = load_spec("kl_ablation.yaml")
     shared = next(label for label in spec.space[0].choices if label.startswith("explosion+collapse"))
-    assert spec.blocks_of({"blocks": shared, "train.seed": 0}) == ("explosion", "collapse")
+    assert spec.blocks_of({"blocks": shared, "train.seed": 0}) == ("explosion", "collapse", "decoder")
     assert all(spec.blocks_of({"blocks": label}) for label in spec.space[0].choices)
     assert load_spec("smoke.yaml").blocks_of({"kl": load_spec("smoke.yaml").space[0].choices[0]}) == ()
