@@ -3,7 +3,7 @@ and the run's own, as MLflow metrics and Optuna trial attributes, and every tria
 
 docs/tracking-contract.md describes it for people; tests/studies/test_contract.py checks that it names every key here.
 The writers (``studies.worker``, ``studies.tracking``, ``studies.testing``) and the readers (``studies.queue``,
-``studies.display``, ``studies.best``, ``studies.report``) import these names; none spells one out.
+``studies.ui.display``, ``studies.best``, ``studies.report``) import these names; none spells one out.
 """
 
 from __future__ import annotations
@@ -167,7 +167,8 @@ ROLE_STUDY, ROLE_TRIAL = "study", "trial"
 ROLE_FILTER = f"tags.`{TAG_ROLE}` = '{{role}}'"
 """An MLflow search filter for the runs of one role."""
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-"""Experiment tag that makes MLflow 3's UI open a study on its runs table (model training), not the GenAI overview."""
+"""Experiment tag of a model-training experiment (MLflow 3.17's UI ignores it: its GenAI / model-training switch lives
+in the browser's local storage, so ``studies.ui`` prints an address that asks for model training)."""
 
 
 def blocks_tag(blocks: tuple[str, ...] | list[str]) -> str:

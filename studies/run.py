@@ -38,13 +38,13 @@ from cvae.paths import expand
 from cvae.scoring import Status
 from studies import contract, preflight, secrets, tracking, worker
 from studies.contract import Phase
-from studies.display import Board, summary, ui_command
 from studies.preflight import check_data, check_devices, check_storage
 from studies.queue.claim import pending, prepare
 from studies.queue.locks import FileLock, study_lock
 from studies.queue.storage import default_journal, is_rdb, lock_path, open_storage, repair_journal, storage_label
 from studies.queue.trials import open_study, ranked_configurations, to_confirm, trial_params
 from studies.spec import SEED_KEY, Spec, load_spec
+from studies.ui.display import Board, summary, ui_command
 
 CRASHES_SHOWN = 5
 """Failed (crashed) trials listed, with where their traceback is, at the end of a phase."""
@@ -140,8 +140,8 @@ def execute(*, spec: Spec, storage: str, tracking_uri: str, report: bool, create
     console.print(summary(spec=spec, trials=study.get_trials(deepcopy=False)))
     if code == 0 and spec.settings.confirm.top:
         code = confirm(spec=spec, study=study, storage=storage, tracking_uri=tracking_uri, console=console)
-    console.print(f"see every run: {ui_command(tracking_uri, study_run.experiment_id)}", markup=False,
-                  soft_wrap=True)
+    see = ui_command(tracking_uri, study_run.experiment_id, study=study_run.study)
+    console.print(f"see every run: {see}", markup=False, soft_wrap=True)
     tracking.end_study(study_run, status={0: "FINISHED", 130: "KILLED"}.get(code, "FAILED"))
     if report and code == 0:
         make_report(spec=spec, tracking_uri=tracking_uri, console=console)

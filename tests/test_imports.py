@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ROOT
 
 COMMANDS = {"studies.run", "studies.best", "studies.use", "studies.report.build", "studies.report.__main__",
-            "cvae.train"}
+            "studies.ui.browse", "cvae.train"}
 """The command-line modules: the only ones that may import studies.preflight."""
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("studies.tracking", ("torch", "optuna", "studies.queue")),
     ("studies.preflight", ("torch", "mlflow", "optuna")),
     ("studies.secrets", ("torch", "mlflow", "optuna")),
-    ("studies.display", ("torch", "studies.report.build", "studies.report.figures", "studies.report.document")),
+    ("studies.ui.display", ("torch", "studies.report.build", "studies.report.figures", "studies.report.document")),
+    ("studies.ui.browse", ("torch", "nltk", "studies.queue", "studies.worker")),
 ]
 
 

@@ -295,7 +295,7 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
         doc.Heading("Stopped early"),
         doc.Text("Trials that ended before their last epoch: a divergence stops at its step, the collapse detector "
                  "after `train.collapse_patience` evaluated epochs of a collapsed or overflowing latent, the pruner "
-                 "when a trial falls behind; the budget went to the trials that train."),
+                 "(`pruned`) when a trial falls far behind every trial that works; the budget went to the others."),
         doc.Table(tables.stopped_table(runs.trials), empty_note="every trial trained to its last epoch"),
         doc.Heading("Parameter importance"),
     ]

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # builds a wheel and a virtual environment
 
 ENTRY_POINTS = {"cvae-train": "cvae.train:main", "cvae-study": "studies.run:main",
                 "cvae-report": "studies.report.build:main", "cvae-best": "studies.best:main",
-                "cvae-use": "studies.use:main"}
+                "cvae-use": "studies.use:main", "cvae-ui": "studies.ui.browse:main"}
 
 
 def test_the_wheel_ships_cvae_and_studies_with_their_entry_points(tmp_path):

@@ -63,7 +63,7 @@ def smoke(tmp_path_factory) -> SimpleNamespace:
 def test_smoke_study_runs_in_under_a_minute(smoke) -> None:
     assert smoke.proc.returncode == 0, smoke.proc.stderr[-3000:]
     assert smoke.seconds < 60
-    assert f"mlflow ui --backend-store-uri {smoke.uri}" in smoke.proc.stdout
+    assert f"see every run: python -m studies.ui smoke --tracking-uri {smoke.uri}\n" in smoke.proc.stdout
     assert "smoke: 4/4 complete" in smoke.proc.stdout
     assert (smoke.folder / "mlruns" / "optuna" / "smoke.journal").is_file()
 

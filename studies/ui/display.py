@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from typing import Any
 
@@ -17,7 +18,7 @@ from studies.labels import config_name, fmt_value, mean_std_text
 from studies.queue.trials import ranked_configurations, trial_params
 from studies.secrets import redact
 from studies.spec import BLOCKS_KEY, Spec
-from studies.tracking import DEFAULT_TRACKING_URI, UI_URL
+from studies.tracking import DEFAULT_TRACKING_URI
 
 SHOWN = (contract.best(names.TEST_BLEU), contract.best(names.TEST_GAUSSIAN_UNIQUE), contract.best(names.TEST_GAUSSIAN))
 """The chosen checkpoint's figures a finished trial and a configuration are shown with (never ranked on)."""
@@ -125,15 +126,30 @@ def summary(*, spec: Spec, trials: list[FrozenTrial]) -> Table:
     return table
 
 
-def ui_command(tracking_uri: str, experiment_id: str | None = None) -> str:
-    """How to see the study: a bare `mlflow ui` for the default store, and the page of its runs (MLflow 3's UI opens
-    on its GenAI pages unless the address asks for model training)."""
-    page = f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning" if experiment_id else ""
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"open {redact(tracking_uri).rstrip('/')}{page}"
-    command = ("mlflow ui" if tracking_uri == DEFAULT_TRACKING_URI
-               else f"mlflow ui --backend-store-uri {redact(tracking_uri)}")
-    return f"{command}, then open {UI_URL}{page}" if page else command
+def ui_command(tracking_uri: str, experiment_id: str | None = None, *, study: str | None = None) -> str:
+    """How to see the study: `python -m studies.ui STUDY` (``studies.ui`` serves a local store with `mlflow ui` and
+    prints the address of the study's runs table, with its figures, and of its report; a bare `mlflow ui` opens on
+    MLflow 3's GenAI pages). An http(s) tracking URI is a server already: its runs table's address too. Without
+    ``study``, the name of experiment ``experiment_id`` is read from the store."""
+    if study is None and experiment_id is not None:
+        study = _experiment_name(tracking_uri, experiment_id)
+    command = f"python -m studies.ui {shlex.quote(study or 'STUDY')}"
+    if tracking_uri != DEFAULT_TRACKING_URI:
+        command += f" --tracking-uri {shlex.quote(redact(tracking_uri))}"
+    if tracking_uri.startswith(("http://", "https://")) and experiment_id:
+        return (f"{command} (the runs table with its figures), or open "
+                f"{redact(tracking_uri).rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+    return command
+
+
+def _experiment_name(tracking_uri: str, experiment_id: str) -> str | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient(tracking_uri).get_experiment(experiment_id).name
+    except (MlflowException, OSError):  # the store went away: the command is shown with STUDY
+        return None
 
 
 def _params(params: dict[str, Any]) -> str:

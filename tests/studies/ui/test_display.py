@@ -11,7 +11,7 @@ from rich.console import Console
 
 from cvae import names
 from studies import contract
-from studies.display import Board, summary, ui_command
+from studies.ui.display import Board, summary, ui_command
 from studies.spec import SEED_KEY, load_spec
 
 SPEC = load_spec("smoke.yaml")
@@ -90,9 +90,18 @@ def test_summary_says_plainly_when_nothing_qualifies() -> None:
     assert "no configuration qualifies" in render(summary(spec=SPEC, trials=trials))
 
 
-def test_ui_command_names_the_store_and_the_runs_page() -> None:
-    assert ui_command("sqlite:///mlflow.db") == "mlflow ui"
-    assert ui_command("sqlite:///mlflow.db", "3").startswith("mlflow ui, then open http://")
-    assert "--backend-store-uri sqlite:///other.db" in ui_command("sqlite:///other.db")
-    assert ui_command("http://u:secret@host:5000", "3") == (
+def test_ui_command_names_the_study_the_store_and_for_a_server_its_runs_page() -> None:
+    assert ui_command("sqlite:///mlflow.db", "3", study="smoke") == "python -m studies.ui smoke"
+    assert ui_command("sqlite:///other.db", study="my study") == (
+        "python -m studies.ui 'my study' --tracking-uri sqlite:///other.db")
+    assert ui_command("http://u:secret@host:5000", "3", study="smoke") == (
+        "python -m studies.ui smoke --tracking-uri 'http://u:***@host:5000' (the runs table with its figures), or "
         "open http://u:***@host:5000/#/experiments/3/runs?workflowType=machine_learning")
+
+
+def test_ui_command_reads_the_study_name_from_the_store(tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id = MlflowClient(uri).create_experiment("smoke")
+    assert ui_command(uri, experiment_id) == f"python -m studies.ui smoke --tracking-uri {uri}"
