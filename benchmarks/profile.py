@@ -28,6 +28,7 @@ PARTS: tuple[tuple[str, object], ...] = (
     ("training epochs (steps, prior fill included)", trainer.Trainer.train_epoch),
     ("  of which prior fill (decoder pass on noise)", trainer.Trainer.prior_fill_loss),
     ("  of which codes for prior fill (encode all words)", trainer.Trainer.codes),
+    ("  of which hallucinated verbs (attending decoders)", trainer.Trainer.hallucination_loss),
     ("evaluation (all of it)", trainer.Trainer.evaluate),
     ("  conversions (test, heldout, validation)", model.convert),
     ("  noise decoding (Gaussian score and val/gaussian)", metrics.gaussian_generations),
