@@ -21,8 +21,14 @@ import torch
 from benchmarks.throughput import machine_index
 from cvae import evaluation, metrics, model, trainer
 from cvae.cli import add_set_argument
-from cvae.configfile import load_config
+from cvae.config import ExperimentConfig
+from cvae.configfile import build_config, find_spec_file, load_config
 from cvae.data import Data
+from cvae.yamlfile import load_yaml
+from studies.spec import load_spec
+
+STUDY_KEYS = {"study", "search", "blocks"}
+"""Keys that make a YAML file a study spec rather than an experiment."""
 
 PARTS: tuple[tuple[str, object], ...] = (
     ("training epochs (steps, prior fill included)", trainer.Trainer.train_epoch),
@@ -45,9 +51,16 @@ def _key(function: object) -> tuple[str, str]:
     return code.co_filename, code.co_name
 
 
+def base_config(spec: str, *, overrides: list[str]) -> ExperimentConfig:
+    """An experiment file's config, or a study spec's base (its `study`, `search` or `blocks` keys set aside)."""
+    if STUDY_KEYS & set(load_yaml(find_spec_file(spec)) or {}):  # the overrides apply to the base, searched or not
+        return build_config(load_spec(spec).base.model_dump(mode="json"), source=spec, overrides=overrides)
+    return load_config(spec, overrides=overrides)
+
+
 def profile(spec: str, *, overrides: list[str], epochs: int) -> tuple[float, dict[str, float]]:
     """(wall seconds, cumulative seconds per part) of ``epochs`` training epochs, each followed by an evaluation."""
-    config = load_config(spec, overrides=[*overrides, "train.num_threads=1"])
+    config = base_config(spec, overrides=[*overrides, "train.num_threads=1"])
     torch.set_num_threads(1)
     data = Data.load(config)
     torch.manual_seed(config.train.seed)

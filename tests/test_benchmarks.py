@@ -60,3 +60,11 @@ def test_pruner_replay_refuses_an_unknown_study(tmp_path, capsys):
     assert pruners.main(["nope", "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no study named 'nope'" in err
+
+
+def test_profile_trains_a_study_specs_base_with_a_searched_key_overridden():
+    from benchmarks.profile import base_config
+
+    config = base_config("kl_ablation.yaml", overrides=["model.decoder=copy"])  # searched in its decoder block
+    assert config.model.decoder == "copy" and config.data.val_verbs == 100  # the base's own keys are kept
+    assert base_config("baseline.yaml", overrides=["train.epochs=2"]).train.epochs == 2
