@@ -48,7 +48,7 @@ COLUMNS = (contract.BEST_VAL_BLEU, contract.BEST_VAL_GAUSSIAN, contract.BEST_TES
 """The metric columns of the view, in this order: the chosen checkpoint's checkpoint-choice figures, then its
 reported test figures, then its heldout BLEU-4 (verbs never seen in training)."""
 TAG_COLUMNS = (contract.TAG_STATUS,)
-"""The tag columns of the view, after the metrics."""
+"""The tag columns of the view, before the metrics."""
 SORT = contract.BEST_VAL_BLEU
 """The view's sort, highest first (the table sorts on one column; the report ranks on the objective)."""
 RUN_NAME_COLUMN, RUN_NAME_WIDTH = "attributes.`Run Name`", 320
@@ -80,7 +80,8 @@ def column(kind: str, key: str) -> str:
 
 def view_state() -> dict[str, Any]:
     """The state of the study's view: the figure and status columns, the name column wide, the sort."""
-    columns = [column("metrics", key) for key in COLUMNS] + [column("tags", key) for key in TAG_COLUMNS]
+    # the status first: a browser draws only the columns that fit its window (the table scrolls sideways)
+    columns = [column("tags", key) for key in TAG_COLUMNS] + [column("metrics", key) for key in COLUMNS]
     return {"selectedColumns": columns, "columnOrder": [RUN_NAME_COLUMN, *columns],
             "columnWidths": {RUN_NAME_COLUMN: RUN_NAME_WIDTH}, "orderByKey": column("metrics", SORT),
             "orderByAsc": False}

@@ -188,10 +188,10 @@ def test_the_study_view_shows_the_figures_sorted_and_is_written_once(store, fake
     envelope = json.loads(tag)
     state = json.loads(envelope["state"])
     assert envelope["name"] == "study figures"
-    assert state["selectedColumns"] == ["metrics.`best/val/bleu4`", "metrics.`best/val/gaussian`",
-                                        "metrics.`best/test/bleu4`", "metrics.`best/test/gaussian_unique`",
-                                        "metrics.`best/test/gaussian`", "metrics.`best/heldout/bleu4`",
-                                        "tags.`cvae.status`"]
+    assert state["selectedColumns"] == ["tags.`cvae.status`", "metrics.`best/val/bleu4`",
+                                        "metrics.`best/val/gaussian`", "metrics.`best/test/bleu4`",
+                                        "metrics.`best/test/gaussian_unique`", "metrics.`best/test/gaussian`",
+                                        "metrics.`best/heldout/bleu4`"]
     assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`best/val/bleu4`", False)
     ui.main(["demo", "--tracking-uri", store.uri, "--no-browser"])
     assert client.get_experiment(store.experiment_id).tags[ui.VIEW_TAG] == tag  # not rewritten: the same view
