@@ -173,6 +173,29 @@ def _describe(err: ValidationError, schema: type[BaseModel], layers: list[tuple[
     return describe_validation_error(err, schema=schema, source=source)
 
 
+def _check_confirm_set(spec: Spec, *, layers: list[tuple[str, dict[str, Any]]]) -> None:
+    """`study.confirm.set`: experiment keys the search holds fixed, whose values the base takes."""
+    source = _source_of(layers, ("study", "confirm", "set"))
+    tree = copy.deepcopy(spec.base_tree)
+    for key, value in spec.settings.confirm.assignments().items():
+        where = f"{source}: key study.confirm.set.{key}:"
+        if key.split(".")[0] not in SECTIONS or "." not in key:
+            raise ConfigError(f"{where} expected a dotted experiment key (a section of {', '.join(SECTIONS)}, "
+                              "then its key), e.g. train.epochs")
+        if key == SEED_KEY:
+            raise ConfigError(f"{where} the confirmation's seeds are study.confirm.seeds, not train.seed")
+        for dim in spec.space:
+            if any(t == key or t.startswith(key + ".") or key.startswith(t + ".") for t in dim.targets()):
+                raise ConfigError(f"{where} is searched (search.{dim.key}); the confirmation retrains the "
+                                  "searched values as they were")
+        set_dotted(tree, key, value)
+    try:
+        ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        text = describe_validation_error(err, schema=ExperimentConfig, source=source)
+        raise ConfigError(text.replace(f"{source}: key ", f"{source}: key study.confirm.set.", 1)) from None
+
+
 def _check_study(spec: Spec, *, layers: list[tuple[str, dict[str, Any]]], set_keys: list[str]) -> None:
     """Cross-key checks: overlapping search keys, --set on searched keys, trials vs sampler and grid size."""
     s = spec.settings
@@ -185,6 +208,7 @@ def _check_study(spec: Spec, *, layers: list[tuple[str, dict[str, Any]]], set_ke
             if any(t == set_key or t.startswith(set_key + ".") for t in dim.targets()):
                 raise ConfigError(f"{spec.path} (--set): key {set_key}: is searched (search.{dim.key}); "
                                   f"drop the --set or override search.{dim.key}")
+    _check_confirm_set(spec, layers=layers)
     study_source = _source_of(layers, ("study", "trials"))
     if not spec.space:
         return

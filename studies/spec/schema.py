@@ -80,6 +80,14 @@ class ConfirmSettings(_Strict):
     """The confirmation's price: of the `top` configurations, retrain only the leader and those whose search
     objective (the seeds' summary, `study.rank_by`) is within this of the leader's; a configuration further below
     is not within noise of it, and confirming it would not change the answer. null: all `top`."""
+    set: dict[str, Any] = Field(default={}, max_length=100)
+    """Experiment keys set on every confirmation run, after the searched values (dotted keys, or sections as
+    mappings), e.g. `{train.epochs: 30}`: the search screens at a cheaper fidelity, the winner's figures come from
+    the full recipe. Neither a searched key nor `train.seed` (the confirmation's seeds are `seeds`)."""
+
+    def assignments(self) -> dict[str, Any]:
+        """`set` as flat dotted keys: `{train: {epochs: 30}}` and `{train.epochs: 30}` both give train.epochs."""
+        return flatten(self.set)
 
 
 class StudySettings(_Strict):
@@ -185,6 +193,8 @@ class Spec:
     only: tuple[dict[str, Any], ...] | None = None
     """The configurations to train, when not the whole grid (a confirmation: the search's top ones)."""
     phase: Phase = Phase.SEARCH
+    overrides: tuple[tuple[str, Any], ...] = ()
+    """Dotted keys set on every configuration after its searched values (a confirmation's `study.confirm.set`)."""
     _built: dict[str, ExperimentConfig] = field(default_factory=dict, compare=False, repr=False)
     """Each configuration's experiment, built once (``config_for``)."""
     """`search`, or `confirm` for the retraining of the top configurations on fresh seeds."""
@@ -240,6 +250,8 @@ class Spec:
             for dim in self.space:
                 for dotted, value in dim.assignments(searched[dim.key]).items():
                     set_dotted(tree, dotted, value)
+            for dotted, value in self.overrides:
+                set_dotted(tree, dotted, value)
             config = self._built[key] = build_config(tree, source=f"{self.path} (trial params {params})")
         seed = params[SEED_KEY]
         if not isinstance(seed, int) or isinstance(seed, bool):  # Optuna hands back what was enqueued
@@ -256,13 +268,27 @@ class Spec:
             payload["rank_by"] = s.rank_by
         if self.only is not None:
             payload["only"] = [sorted(config.items()) for config in self.only]
+        if self.overrides:
+            payload["overrides"] = [list(item) for item in self.overrides]
         return _digest(payload)
 
     def confirmation(self, configs: list[dict[str, Any]]) -> "Spec":
         """The study that retrains ``configs`` (search params) on the fresh seeds of `study.confirm`."""
         settings = self.settings.model_copy(update={"seeds": list(self.settings.confirm.seeds), "sampler": "grid",
                                                     "pruner": "none", "trials": None})
-        return replace(self, name=f"{self.name}-confirm", settings=settings, only=tuple(configs), phase=Phase.CONFIRM)
+        return replace(self, name=f"{self.name}-confirm", settings=settings, only=tuple(configs), phase=Phase.CONFIRM,
+                       overrides=tuple(self.settings.confirm.assignments().items()), _built={})
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A tree of mappings as dotted keys to its leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def config_key(config: ExperimentConfig) -> str:
