@@ -63,10 +63,13 @@ def study_tags(*, study: str, objective: str, rank_by: str, spec_path: Path | st
 
 
 def trial_tags(*, parent_run_id: str | None, study: str, number: int, key: str, seed: int, phase: Phase,
-               blocks: tuple[str, ...] = (), device: str | None = None) -> dict[str, str]:
+               blocks: tuple[str, ...] = (), device: str | None = None,
+               searched_key: str | None = None) -> dict[str, str]:
     """The tags a trial's child run is created with (its outcome's tags come with ``finish_trial``)."""
     tags = {contract.TAG_ROLE: contract.ROLE_TRIAL, contract.TAG_STUDY: study, contract.TAG_TRIAL_NUMBER: str(number),
             contract.TAG_CONFIG_KEY: key, contract.TAG_SEED: str(seed), contract.TAG_PHASE: phase}
+    if searched_key and searched_key != key:
+        tags[contract.TAG_SEARCHED_KEY] = searched_key
     if parent_run_id:
         tags[contract.TAG_PARENT] = parent_run_id
     if blocks:
@@ -149,11 +152,12 @@ def _fail_run(client: MlflowClient, run_id: str) -> bool:
 
 def start_trial(client: MlflowClient, *, study_run: StudyRun, number: int, config: ExperimentConfig,
                 key: str, name: str | None = None, phase: Phase = Phase.SEARCH, blocks: tuple[str, ...] = (),
-                device: str | None = None) -> str:
+                device: str | None = None, searched_key: str | None = None) -> str:
     """Create the child run of trial ``number`` (named ``name``, default `trial-N`) with its tags and every config
-    field as a param; ``phase`` is `search` or `confirm` (retrained on fresh seeds); ``device`` where it trains."""
+    field as a param; ``phase`` is `search` or `confirm` (retrained on fresh seeds); ``device`` where it trains;
+    ``searched_key`` the config key as the search trained it, when a confirmation trains it otherwise."""
     tags = trial_tags(parent_run_id=study_run.parent_run_id, study=study_run.study, number=number, key=key,
-                      seed=config.train.seed, phase=phase, blocks=blocks, device=device)
+                      seed=config.train.seed, phase=phase, blocks=blocks, device=device, searched_key=searched_key)
     run_id = client.create_run(study_run.experiment_id, run_name=name or f"trial-{number}", tags=tags).info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in config.flat().items()])
     return run_id

@@ -27,6 +27,20 @@ def varied_params(trials: pd.DataFrame) -> list[str]:
     return [k for k in keys if trials[k].astype(object).nunique(dropna=False) > 1]
 
 
+def confirmation_changes(trials: pd.DataFrame) -> dict[str, tuple[Any, Any]]:
+    """What the confirmation trained otherwise than the search (`study.confirm.set`, e.g. more epochs): config key
+    -> (the search's value, the confirmation's), from the runs whose `cvae.searched_key` names a search run."""
+    search = trials[trials["phase"] == Phase.SEARCH].drop_duplicates("config_key").set_index("config_key")
+    confirm = trials[(trials["phase"] == Phase.CONFIRM) & (trials["searched_key"] != trials["config_key"])
+                     & trials["searched_key"].isin(search.index)]
+    keys = [k for k in param_types() if k not in NOT_SEARCHED and k in trials]
+    changes: dict[str, tuple[Any, Any]] = {}
+    for _, row in confirm.iterrows():
+        before = search.loc[row["searched_key"]]
+        changes.update({k: (before[k], row[k]) for k in keys if str(before[k]) != str(row[k])})
+    return changes
+
+
 def objective_score(trials: pd.DataFrame, *, objective: str) -> pd.Series:
     """Per-trial value of the study's objective (NaN without a checkpoint), computed by ``cvae.scoring`` from the
     chosen checkpoint's checkpoint-choice figures `best/val/*`, as Optuna's trial values are: configurations
@@ -63,7 +77,7 @@ def aggregate(trials: pd.DataFrame, *, objective: str, phase: Phase = Phase.SEAR
     rates["prior_hole_rate"] = rates[Status.PRIOR_HOLE] / finished
     rates["unstable_rate"] = rates[Status.UNSTABLE] / finished
     param_columns = [c for c in data.columns if c in param_types() and c != "train.seed"]
-    params = groups.head(1).set_index("config_key")[[*param_columns, "kl_label", "kl_group"]]
+    params = groups.head(1).set_index("config_key")[[*param_columns, "kl_label", "kl_group", "searched_key"]]
     ranked = data.dropna(subset=["objective"]).sort_values("objective", ascending=False)
     best = ranked.drop_duplicates("config_key").set_index("config_key")[["run_id", "objective", "seed"]]
     best.columns = ["best_run_id", "best_run_objective", "best_seed"]

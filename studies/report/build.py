@@ -27,6 +27,7 @@ from studies.report.analysis import (
     AGGREGATED,
     aggregate,
     collapse_cells,
+    confirmation_changes,
     decoder_cells,
     explosion_cells,
     explosion_pair,
@@ -230,10 +231,11 @@ def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.D
     if best is None:
         items.append(f"**Winner**: none. {source[0].upper()}{source[1:]}.")
     else:
-        searched = configs.set_index("config_key").loc[best["config_key"]]
+        searched = configs.set_index("config_key").reindex([best["searched_key"]]).dropna(how="all")
         where = "confirmed on fresh seeds" if source == Phase.CONFIRM else "search only: not confirmed on fresh seeds"
         items.append(f"**Winner** ({where}): {config_name(best, varied=varied)}: {_figures_text(best)}"
-                     + (f". In the search: {_figures_text(searched)}" if source == Phase.CONFIRM else "")
+                     + (f". In the search: {_figures_text(searched.iloc[0])}" if source == Phase.CONFIRM
+                        and not searched.empty else "")
                      + f". Its best checkpoint is in run `{best['best_run_id']}`.")
     return items
 
@@ -273,7 +275,9 @@ def _blocks(*, runs: StudyRuns, configs: pd.DataFrame, confirmed: pd.DataFrame, 
                   empty_note="no configuration produced a checkpoint"),
         doc.Heading("Confirmation on fresh seeds"),
         doc.Text("The top qualifying configurations of the search, retrained on seeds the search never used (a "
-                 "search's best seeds flatter it: the winner's curse). The winner and its figures come from here."),
+                 "search's best seeds flatter it: the winner's curse). The winner and its figures come from here."
+                 + "".join(f" Trained with `{key}` {fmt_value(new)} (the search: {fmt_value(old)}; study.confirm.set)."
+                           for key, (old, new) in confirmation_changes(runs.trials).items())),
         doc.Table(tables.leaderboard(confirmed, varied=varied, objective=runs.objective),
                   empty_note="no confirmation runs (none qualified, or study.confirm.top is 0)"),
         doc.Heading("BLEU-4 vs Gaussian score"),

@@ -121,10 +121,11 @@ def trials_frame(runs: list) -> pd.DataFrame:
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
         status = tags.get(contract.TAG_STATUS) or ("running" if run.info.status == "RUNNING" else "unknown")
+        key = tags.get(contract.TAG_CONFIG_KEY) or params_key(run.data.params)
         record: dict[str, Any] = {
             "run_id": run.info.run_id, "trial": _int(tags.get(contract.TAG_TRIAL_NUMBER)),
             "seed": _int(tags.get(contract.TAG_SEED, run.data.params.get("train.seed"))),
-            "config_key": tags.get(contract.TAG_CONFIG_KEY) or params_key(run.data.params), "status": status,
+            "config_key": key, "status": status, "searched_key": tags.get(contract.TAG_SEARCHED_KEY, key),
             "state": tags.get(contract.TAG_STATE), "diverged_step": _int(tags.get(contract.TAG_DIVERGED_STEP)),
             "divergence_cause": tags.get(contract.TAG_DIVERGENCE_CAUSE),
             "phase": tags.get(contract.TAG_PHASE, Phase.SEARCH),
@@ -135,7 +136,8 @@ def trials_frame(runs: list) -> pd.DataFrame:
         record.update({key: value for key, value in metrics.items()
                        if key.startswith((contract.BEST_PREFIX, contract.RUN_PREFIX))})
         records.append(record)
-    frame = pd.DataFrame.from_records(records, columns=["run_id", "trial", "seed", "config_key", "status", "state",
+    frame = pd.DataFrame.from_records(records, columns=["run_id", "trial", "seed", "config_key", "searched_key",
+                                                        "status", "state",
                                                         "diverged_step", "divergence_cause", "phase",
                                                         "blocks", "stopped_epoch"] if not records else None)
     frame = cast_params(frame)

@@ -239,24 +239,30 @@ class Spec:
         """The blocks a trial's configuration belongs to, from its params (() without blocks)."""
         return tuple(name for dim in self.space if dim.key in params for name in dim.blocks_of(params[dim.key]))
 
-    def config_for(self, params: dict[str, Any]) -> ExperimentConfig:
-        """The experiment of one trial: base config + what each searched value sets + ``train.seed``. Each
-        configuration is built (and validated) once; its seeds are copies that differ in ``train.seed`` alone."""
+    def config_for(self, params: dict[str, Any], *, as_searched: bool = False) -> ExperimentConfig:
+        """The experiment of one trial: base config + what each searched value sets (+ ``overrides``, unless
+        ``as_searched``) + ``train.seed``. Each configuration is built (and validated) once; its seeds are copies
+        that differ in ``train.seed`` alone."""
         searched = {dim.key: params[dim.key] for dim in self.space}
-        key = json.dumps(searched, sort_keys=True, default=str)
+        overrides = () if as_searched else self.overrides
+        key = json.dumps([searched, overrides], sort_keys=True, default=str)
         config = self._built.get(key)
         if config is None:
             tree = copy.deepcopy(self.base_tree)
             for dim in self.space:
                 for dotted, value in dim.assignments(searched[dim.key]).items():
                     set_dotted(tree, dotted, value)
-            for dotted, value in self.overrides:
+            for dotted, value in overrides:
                 set_dotted(tree, dotted, value)
             config = self._built[key] = build_config(tree, source=f"{self.path} (trial params {params})")
         seed = params[SEED_KEY]
         if not isinstance(seed, int) or isinstance(seed, bool):  # Optuna hands back what was enqueued
             raise ConfigError(f"{self.path}: key train.seed: expected an integer seed, got {seed!r}")
         return config.model_copy(update={"train": config.train.model_copy(update={"seed": seed})})
+
+    def searched_key(self, params: dict[str, Any]) -> str:
+        """``config_key`` of the trial's configuration as the search trained it (without ``overrides``)."""
+        return config_key(self.config_for(params, as_searched=True))
 
     @property
     def digest(self) -> str:

@@ -93,3 +93,24 @@ def test_the_decoder_map_has_a_cell_per_kl_and_decoder_of_the_decoder_block_only
     lab_only = frame.assign(**{"model.decoder": "lab"}, decoder=pd.Categorical(["lab"] * 4))
     assert decoder_cells(lab_only.assign(blocks=[[]] * 4)).empty  # nothing varies the decoder: no map
     assert set(decoder_cells(frame.assign(blocks=[[]] * 4))["decoder"]) == {"lab", "copy z-only 0", "copy z-only 0.5"}
+
+
+def test_a_confirmation_at_more_epochs_is_said_and_joined_to_its_search_figures(tmp_path):
+    """study.confirm.set: the confirmation's runs train 8 epochs where the search trained 4; the report says so and
+    shows the winner's search figures beside its confirmed ones (joined by `cvae.searched_key`)."""
+    from studies import contract
+
+    lab = {"optim.lr": 0.01}
+    search = [make_trial(number=n, overrides=lab | {"model.latent_size": size}, seed=seed, status="works")
+              for n, (size, seed) in enumerate([(8, 0), (8, 1), (16, 0), (16, 1)])]
+    confirm = [make_trial(number=n, overrides=lab | {"model.latent_size": 8}, seed=seed, status="works", epochs=8,
+                          phase="confirm") for n, seed in enumerate([100, 101])]
+    for trial in confirm:
+        trial.tags[contract.TAG_SEARCHED_KEY] = search[0].config_key
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    write_study(tracking_uri=uri, study="fidelity", trials=search + confirm, artifact_location=tmp_path / "art")
+    md = (report.build_report(study="fidelity", tracking_uri=uri, out=tmp_path / "report") / "report.md").read_text()
+    confirmation = md.split("## Confirmation on fresh seeds")[1].split("##")[0]
+    assert "Trained with `train.epochs` 8 (the search: 4; study.confirm.set)." in confirmation
+    findings = md.split("## Findings")[1].split("##")[0]
+    assert "**Winner** (confirmed on fresh seeds)" in findings and ". In the search: BLEU-4" in findings
