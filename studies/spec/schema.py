@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from cvae.config import MAX_SEED, ExperimentConfig
+from cvae.config import MAX_SEED, ExperimentConfig, flatten
 from cvae.configfile import build_config, set_dotted
 from cvae.errors import ConfigError
 from cvae.scoring import DEFAULT_OBJECTIVE, OBJECTIVES
@@ -284,17 +284,6 @@ class Spec:
                                                     "pruner": "none", "trials": None})
         return replace(self, name=f"{self.name}-confirm", settings=settings, only=tuple(configs), phase=Phase.CONFIRM,
                        overrides=tuple(self.settings.confirm.assignments().items()), _built={})
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A tree of mappings as dotted keys to its leaves."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def config_key(config: ExperimentConfig) -> str:
