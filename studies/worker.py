@@ -185,8 +185,8 @@ def run_trial(trial: optuna.Trial, *, job: Job, client: MlflowClient, cache: dic
         varied = sorted({key for dim in job.spec.space for key in dim.targets()})
         with timer:
             run_id = tracking.start_trial(client, study_run=job.study_run, number=trial.number, config=config,
-                                          key=key, searched_key=job.spec.searched_key(params) if
-                                          job.spec.overrides else None, name=run_name(config.flat(), varied=varied),
+                                          key=key, searched_key=job.spec.searched_key(params),
+                                          name=run_name(config.flat(), varied=varied),
                                           phase=job.spec.phase, blocks=job.spec.blocks_of(params), device=device)
         trial.set_user_attr(contract.RUN_ID, run_id)
         hook = _EpochHook(trial=trial, objective=objective, send=send,

@@ -231,7 +231,7 @@ def _findings(*, configs: pd.DataFrame, confirmed: pd.DataFrame, explosion: pd.D
     if best is None:
         items.append(f"**Winner**: none. {source[0].upper()}{source[1:]}.")
     else:
-        searched = configs.set_index("config_key").reindex([best["searched_key"]]).dropna(how="all")
+        searched = configs[configs["config_key"] == best["searched_key"]]
         where = "confirmed on fresh seeds" if source == Phase.CONFIRM else "search only: not confirmed on fresh seeds"
         items.append(f"**Winner** ({where}): {config_name(best, varied=varied)}: {_figures_text(best)}"
                      + (f". In the search: {_figures_text(searched.iloc[0])}" if source == Phase.CONFIRM

@@ -185,7 +185,7 @@ def _check_confirm_set(spec: Spec, *, layers: list[tuple[str, dict[str, Any]]]) 
         if key == SEED_KEY:
             raise ConfigError(f"{where} the confirmation's seeds are study.confirm.seeds, not train.seed")
         for dim in spec.space:
-            if any(t == key or t.startswith(key + ".") or key.startswith(t + ".") for t in dim.targets()):
+            if dim.clashes_with(key):
                 raise ConfigError(f"{where} is searched (search.{dim.key}); the confirmation retrains the "
                                   "searched values as they were")
         set_dotted(tree, key, value)
@@ -205,7 +205,7 @@ def _check_study(spec: Spec, *, layers: list[tuple[str, dict[str, Any]]], set_ke
                 raise ConfigError(f"{_source_of(layers, ('search', dim.key))}: key search.{dim.key}: sets "
                                   f"{common[0]}, as search.{other.key} does")
         for set_key in set_keys:
-            if any(t == set_key or t.startswith(set_key + ".") for t in dim.targets()):
+            if dim.clashes_with(set_key):
                 raise ConfigError(f"{spec.path} (--set): key {set_key}: is searched (search.{dim.key}); "
                                   f"drop the --set or override search.{dim.key}")
     _check_confirm_set(spec, layers=layers)

@@ -193,11 +193,11 @@ class Spec:
     only: tuple[dict[str, Any], ...] | None = None
     """The configurations to train, when not the whole grid (a confirmation: the search's top ones)."""
     phase: Phase = Phase.SEARCH
+    """`search`, or `confirm` for the retraining of the top configurations on fresh seeds."""
     overrides: tuple[tuple[str, Any], ...] = ()
     """Dotted keys set on every configuration after its searched values (a confirmation's `study.confirm.set`)."""
     _built: dict[str, ExperimentConfig] = field(default_factory=dict, compare=False, repr=False)
     """Each configuration's experiment, built once (``config_for``)."""
-    """`search`, or `confirm` for the retraining of the top configurations on fresh seeds."""
 
     @property
     def n_configs(self) -> int:

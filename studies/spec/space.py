@@ -105,6 +105,11 @@ class Dimension:
         """Every dotted config key this dimension may set."""
         return {key for sets in self.sets for key in sets} if self.kind == "choice" else {self.key}
 
+    def clashes_with(self, key: str) -> bool:
+        """Whether a value of ``key`` would clash with this dimension's: ``key`` is one of its targets, a section
+        or key above one, or a key below one."""
+        return any(t == key or t.startswith(key + ".") or key.startswith(t + ".") for t in self.targets())
+
     def count(self) -> int | None:
         """How many values ``grid_values`` has (without making them), or None for a continuous range."""
         if self.kind == "choice":
