@@ -96,8 +96,8 @@ class ModelConfig(_Section):
     attention); `attention`: it also attends over the encoder's states of the source characters (Luong et al.
     2015), so a conversion can spell a verb it never saw letter by letter; `copy`: attention, and each step may copy
     the attended source letter instead of generating one (See et al. 2017), the usual lever for unseen stems. An
-    attending decoder can bypass z (Bahuleyan et al. 2018); `source_dropout` keeps z in use. Prior samples are
-    always decoded from (z, tense) alone."""
+    attending decoder can bypass z (Bahuleyan et al. 2018); `source_dropout` keeps z in use. How prior samples
+    are decoded: `sampling`."""
     source_dropout: float = Field(default=0.5, ge=0.0, le=1.0)
     """`attention`/`copy`: share of training words decoded from (z, tense) alone, with the source hidden, as prior
     samples are decoded. 0 lets the decoder ignore z: conversions may be good while noise decodes to nothing (the
@@ -110,6 +110,14 @@ class ModelConfig(_Section):
     and 0.915 (`prior`, hallucinate 1.0, test 0.951).
     Words decoded from z alone (`source_dropout`, prior fill) always use their posterior draw; conversions decode
     from the posterior mean."""
+    sampling: Literal["direct", "lemma"] = "direct"
+    """How a prior draw z is decoded under the four tenses (the Gaussian score, its checkpoint-choice figure and
+    `studies.use sample`). `direct`: each tense's word from (z, tense) alone, as the lab decodes. `lemma`
+    (`attention`/`copy` only; ignored by `lab`): two stages, as a generative story z -> lemma -> forms: the simple
+    present is decoded from (z, tense) alone, and each other tense is decoded with the same z while the decoder
+    reads that generated word as its source, as a conversion from the simple present does. The four forms of a
+    draw are then one verb's, which `direct` leaves to chance between two verbs' codes; nothing is re-encoded
+    from the training words, and a draw whose lemma is empty decodes to four empty words."""
     max_length: int = Field(default=25, ge=1, le=MAX_WORD_LENGTH)
     """Longest word greedy decoding may emit (characters, EOS excluded)."""
 

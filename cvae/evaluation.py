@@ -42,7 +42,7 @@ def selection_figures(model: CVAE, *, config: ExperimentConfig, data: Data,
         unseen = mean_bleu4(convert(model, data.val_unseen), [p.target for p in data.val_unseen])
         figures[names.VAL_UNSEEN_BLEU] = unseen
         bleu = (bleu + unseen) / 2
-    generations = gaussian_generations(model.generate, n=config.train.select_samples,
+    generations = gaussian_generations(model.sample, n=config.train.select_samples,
                                        latent_size=config.model.latent_size, seed=config.train.eval_seed + 1)
     return {names.VAL_BLEU: bleu, names.VAL_GAUSSIAN: gaussian_unique(generations, data.rows), **figures}
 
@@ -60,7 +60,7 @@ def evaluate(model: CVAE, *, config: ExperimentConfig, data: Data,
     mu, logvar = model.encode(chars, lengths, tenses)  # (N, L)
     dims = kl_per_dim(mu, logvar)
     predictions = convert(model, data.test)
-    generations = gaussian_generations(model.generate, n=cfg.gaussian_samples, latent_size=config.model.latent_size,
+    generations = gaussian_generations(model.sample, n=cfg.gaussian_samples, latent_size=config.model.latent_size,
                                        seed=cfg.eval_seed)
     metrics = {
         names.TEST_BLEU: mean_bleu4(predictions, [p.target for p in data.test]),

@@ -6,7 +6,9 @@ V outputs.
 The decoder (``model.decoder``) reads (z, tense) alone (`lab`, the lab's architecture), or also attends over the
 encoder's character states (`attention`), and may copy a source letter (`copy`). An attending decoder always has a
 learnt empty slot to attend to: with no source (prior sampling, and ``model.source_dropout`` of the training
-words) that slot is all it sees, so it spells the word from (z, tense) alone, as the lab's decoder does.
+words) that slot is all it sees, so it spells the word from (z, tense) alone, as the lab's decoder does. Prior
+draws are decoded by ``CVAE.sample``: every tense from (z, tense) alone, or (``model.sampling: lemma``) the simple
+present so, then read as the source of the other three.
 """
 
 from __future__ import annotations
@@ -261,6 +263,28 @@ class CVAE(nn.Module):
         z, tense = z.to(self.device), tense.to(self.device)
         emitted = self.decoder.greedy(z, self.cond(tense), max_length or self.cfg.max_length, source)
         return [decode_indices(row) for row in emitted.tolist()]
+
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, tense: torch.Tensor, max_length: int | None = None) -> list[str]:
+        """Greedy words from prior draws ``z`` (B, L) under tenses (B,), decoded as ``model.sampling`` says: from
+        (z, tense) alone, or (`lemma`) the simple present from (z, tense) alone and every other tense from z while
+        reading that word as the source."""
+        if self.cfg.sampling == "direct" or self.cfg.decoder == "lab":
+            return self.generate(z, tense, max_length)
+        z, tense = z.to(self.device), tense.to(self.device)
+        lemma = TENSES.index("sp")
+        draws, row_draw = torch.unique(z, dim=0, return_inverse=True)  # the lemma once per distinct draw
+        lemmas = self.generate(draws, torch.full((len(draws),), lemma, dtype=torch.long), max_length)
+        words = [lemmas[d] for d in row_draw.tolist()]  # an empty lemma stays empty in every tense
+        rest = [i for i, (word, t) in enumerate(zip(words, tense.tolist())) if word and t != lemma]
+        if rest:
+            batch = make_batch([words[i] for i in rest])
+            _, _, source = self.encode_source(batch.chars, batch.lengths, torch.full((len(rest),), lemma))
+            rows = torch.tensor(rest, device=self.device)
+            for i, word in zip(rest, self.generate(z[rows], tense[rows], max_length, source=source)):
+                words[i] = word
+        return words
 
 
 def convert(model: CVAE, pairs: Sequence[Pair]) -> list[str]:

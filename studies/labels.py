@@ -42,20 +42,22 @@ def kl_labels(frame: pd.DataFrame, *, coarse: bool = False) -> pd.Categorical:
     return pd.Categorical([labels[t] for t in triples], categories=categories, ordered=True)
 
 
-DECODER_KEYS = ("model.decoder", "model.source_dropout", "model.source_z")
+DECODER_KEYS = ("model.decoder", "model.source_dropout", "model.source_z", "model.sampling")
 """The settings a decoder label says."""
 
 
 def decoder_label(flat: Mapping[str, Any]) -> str:
     """Readable decoder: `lab`, or `copy z-only 0.5` (an attending decoder and the share of words it decodes from z
-    alone), with `prior z` when the words that read their source get a prior draw for z (``model.source_z``)."""
+    alone), with `prior z` when the words that read their source get a prior draw for z (``model.source_z``) and
+    `via lemma` when noise is decoded through its simple present (``model.sampling``)."""
     decoder = flat.get("model.decoder")
     if _missing(decoder):
         return ""
     if decoder == "lab":
         return "lab"
     label = f"{decoder} z-only {fmt_value(flat.get('model.source_dropout'))}"
-    return label + (" prior z" if flat.get("model.source_z") == "prior" else "")
+    label += " prior z" if flat.get("model.source_z") == "prior" else ""
+    return label + (" via lemma" if flat.get("model.sampling") == "lemma" else "")
 
 
 def decoder_labels(frame: pd.DataFrame) -> pd.Categorical:
@@ -64,7 +66,7 @@ def decoder_labels(frame: pd.DataFrame) -> pd.Categorical:
     keys = [tuple(row) for row in frame.reindex(columns=list(DECODER_KEYS)).astype(object).itertuples(index=False)]
     labels = {key: decoder_label(dict(zip(DECODER_KEYS, key))) for key in set(keys)}
     ranked = sorted(labels, key=lambda key: (order.get(str(key[0]), 9), -float(key[1]) if not _missing(key[1])
-                                             else 0.0, str(key[2])))
+                                             else 0.0, str(key[2]), key[3] == "lemma"))
     return pd.Categorical([labels[key] for key in keys], categories=list(dict.fromkeys(labels[k] for k in ranked)),
                           ordered=True)
 

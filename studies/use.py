@@ -81,7 +81,7 @@ def convert_words(*, model: CVAE, words: list[str], source: str, target: str) ->
 
 def sample_words(*, model: CVAE, config: ExperimentConfig, n: int, seed: int) -> list[tuple[str, ...]]:
     """``n`` draws z ~ N(0, I), each decoded greedily under the 4 tenses."""
-    return gaussian_generations(model.generate, n=n, latent_size=config.model.latent_size, seed=seed)
+    return gaussian_generations(model.sample, n=n, latent_size=config.model.latent_size, seed=seed)
 
 
 def _positive(text: str) -> int:

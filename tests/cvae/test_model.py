@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cvae.config import ModelConfig
-from cvae.data import N_OUTPUTS, PAD, make_batch
+from cvae.data import EOS, N_OUTPUTS, PAD, make_batch
 from cvae.model import CVAE
 
 
@@ -119,3 +119,44 @@ def test_the_copy_gate_can_spell_an_unseen_word_letter_by_letter():
     source.slots.copy_(model.decoder.position.weight[:4].unsqueeze(0))  # ... and a slot is its position
     emitted = model.decoder.greedy(torch.zeros(1, 4), model.cond(torch.tensor([1])), max_length=4, source=source)
     assert emitted[0].tolist() == batch.chars[0].tolist()
+
+
+@pytest.mark.parametrize("decoder", ["lab", "attention", "copy"])
+def test_direct_sampling_decodes_every_tense_from_z_alone(decoder):
+    torch.manual_seed(6)
+    model = CVAE(ModelConfig(rnn="lstm", hidden_size=16, embed_size=8, latent_size=4, cond_size=2, decoder=decoder,
+                             sampling="direct" if decoder != "lab" else "lemma")).eval()  # `lab` ignores lemma
+    z, tense = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 3, 1])
+    assert model.sample(z, tense, max_length=6) == model.generate(z, tense, max_length=6)
+
+
+@pytest.mark.parametrize("decoder", ["attention", "copy"])
+@pytest.mark.parametrize("seed", range(4))
+def test_lemma_sampling_converts_the_simple_present_it_generated(decoder, seed):
+    """`lemma`: a draw's simple present comes from (z, tense) alone, and each other tense is that word read as the
+    source and decoded with the same z, whatever the order of the rows and however often a draw repeats."""
+    torch.manual_seed(seed)
+    model = CVAE(ModelConfig(rnn="lstm", hidden_size=16, embed_size=8, latent_size=4, cond_size=2, decoder=decoder,
+                             sampling="lemma")).eval()
+    with torch.no_grad():
+        model.decoder.out.bias[2:].add_(3.0)  # letters before EOS: an untrained decoder would stop at once
+    draws = torch.randn(3, 4)
+    pick = torch.tensor([2, 0, 2, 1, 0, 2, 1, 0])
+    z, tense = draws[pick], torch.tensor([1, 0, 3, 2, 2, 0, 0, 3])
+    words = model.sample(z, tense, max_length=5)
+    lemmas = model.generate(draws, torch.zeros(3, dtype=torch.long), max_length=5)
+    assert all(lemmas)
+    for row, (d, t) in enumerate(zip(pick.tolist(), tense.tolist())):
+        batch = make_batch([lemmas[d]])
+        _, _, source = model.encode_source(batch.chars, batch.lengths, torch.tensor([0]))
+        expected = lemmas[d] if t == 0 else model.generate(draws[d:d + 1], tense[row:row + 1], max_length=5,
+                                                            source=source)[0]
+        assert words[row] == expected
+
+
+def test_an_empty_lemma_samples_four_empty_words():
+    model = CVAE(ModelConfig(rnn="lstm", hidden_size=16, embed_size=8, latent_size=4, cond_size=2, decoder="copy",
+                             sampling="lemma")).eval()
+    with torch.no_grad():
+        model.decoder.out.bias[EOS].fill_(1e3)  # EOS first, from (z, tense) alone
+    assert model.sample(torch.randn(2, 4).repeat_interleave(4, dim=0), torch.arange(4).repeat(2)) == [""] * 8

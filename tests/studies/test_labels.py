@@ -76,8 +76,12 @@ def test_every_name_says_its_decoder_and_decoders_order_by_strength():
     assert labels.decoder_label(lab) == "lab"
     assert labels.decoder_label(copy) == "copy z-only 0"
     assert labels.decoder_label({**copy, "model.source_z": "prior"}) == "copy z-only 0 prior z"
+    assert labels.decoder_label({**copy, "model.sampling": "lemma"}) == "copy z-only 0 via lemma"
+    assert labels.decoder_label({**lab, "model.sampling": "lemma"}) == "lab"  # the lab decoder ignores it
     assert labels.run_name(copy, varied=["model.decoder"]) == "copy z-only 0 · s3"
     assert labels.config_name(lab, varied=["optim.lr"]) == "lab · adam lr0.005 clip1"
     assert labels.config_name({"train.seed": 1}, varied=[]) == "base"  # runs logged before the decoder key
-    frame = pd.DataFrame([copy, lab, {**copy, "model.source_dropout": 0.5}])
-    assert list(labels.decoder_labels(frame).categories) == ["lab", "copy z-only 0.5", "copy z-only 0"]
+    frame = pd.DataFrame([copy, lab, {**copy, "model.source_dropout": 0.5},
+                          {**copy, "model.source_dropout": 0.5, "model.sampling": "lemma"}])
+    assert list(labels.decoder_labels(frame).categories) == ["lab", "copy z-only 0.5", "copy z-only 0.5 via lemma",
+                                                             "copy z-only 0"]
