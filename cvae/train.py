@@ -119,7 +119,11 @@ def train(args: argparse.Namespace) -> int:
     table.add_row("wall time (s)", f"{result.wall_time_s:.1f}")
     table.add_row("device", result.device)
     out.print(table)
-    out.print("BLEU-4 is greedy decoding from the encoder's mean; the Gaussian score decodes 100 prior draws.")
+    sampled = ("model.sampling lemma: the simple present from z, the other tenses read from it"
+               if config.model.sampling == "lemma" and config.model.decoder != "lab"
+               else "every tense from (z, tense) alone")
+    out.print(f"BLEU-4 is greedy decoding from the encoder's mean; the Gaussian score decodes 100 prior draws "
+              f"({sampled}).")
     if args.save and result.state_dict is not None:
         save_checkpoint(args.save, state_dict=result.state_dict, config=config, metrics=result.metrics,
                         epoch=result.best_epoch)

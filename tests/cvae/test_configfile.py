@@ -1,7 +1,9 @@
 """cvae.configfile: building an experiment from YAML and `--set`, with one-line errors naming the file and key."""
 
 import pytest
+import yaml
 
+from cvae.config import PROJECT_ROOT
 from cvae.configfile import build_config, find_spec_file, load_config, parse_override
 from cvae.errors import ConfigError
 
@@ -75,3 +77,12 @@ def test_cvae_train_set_errors_name_the_file_as_studies_do():
         build_config({}, source="x.yaml", overrides=["optim.lr"])
     with pytest.raises(ConfigError, match=r"^x.yaml: key optim.lrr"):
         build_config({}, source="x.yaml", overrides=["optim.lrr=1"])
+
+
+def test_every_experiment_file_that_is_not_a_study_trains_with_cvae_train():
+    """A shipped experiment (no study keys) is read by `python -m cvae.train` itself, which follows no `extends`."""
+    experiments = [p for p in sorted((PROJECT_ROOT / "experiments").glob("*.yaml"))
+                   if "study" not in yaml.safe_load(p.read_text())]
+    assert {"baseline.yaml", "seed_report.yaml", "unseen.yaml"} <= {p.name for p in experiments}
+    for path in experiments:
+        assert load_config(path).name == path.stem

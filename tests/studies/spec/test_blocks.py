@@ -35,6 +35,9 @@ def test_kl_ablation_spec_has_the_required_blocks() -> None:
                  c.kl.schedule) for c in configs}
     assert {("lab", 0.5, "monotonic"), ("copy", 0.0, "monotonic"), ("copy", 0.75, "monotonic"),
             ("copy", 0.0, "constant")} <= decoders
+    # and the same z-only path with noise decoded through its lemma, beside the one decoded directly
+    assert {c.model.sampling for c in configs if (c.model.decoder, c.model.source_dropout) == ("copy", 0.75)} == {
+        "direct", "lemma"}
     # the search screens at fewer epochs than the confirmation trains (study.confirm.set)
     assert spec.settings.confirm.assignments() == {"train.epochs": 30} and spec.base.train.epochs < 30
     assert spec.base.data.val_verbs > 0 and spec.settings.pruner == "settled"
