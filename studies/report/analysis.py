@@ -195,22 +195,30 @@ def collapse_cells(trials: pd.DataFrame) -> pd.DataFrame:
     return _latent_cells(data, column="latent")
 
 
-DECODER_KEYS = (*labels.DECODER_KEYS, "model.word_dropout")
+DECODER_STRENGTH = {"model.word_dropout": ("wd", 0.0), "teacher_forcing.start": ("tf", 1.0)}
+"""The decoder's inputs in training the map also says when they vary (Bowman et al. 2016): its label and the
+value that leaves the decoder's inputs whole (then unsaid)."""
+
+DECODER_KEYS = (*labels.DECODER_KEYS, *DECODER_STRENGTH)
 """The settings of the decoder's side of the collapse map."""
 
 
 def decoder_cells(trials: pd.DataFrame) -> pd.DataFrame:
     """Per (KL bundle, decoder), over finished trials of the blocks that vary the decoder (every search trial
     without blocks): the collapse map's cells, and heldout BLEU-4 (unseen verbs); none when no decoder setting
-    varies."""
+    varies. Word dropout and teacher forcing join the decoder's label where they vary (`lab · wd 0.5`)."""
     data = block_rows(trials, DECODER_KEYS)
-    if not any(data[key].astype(object).nunique(dropna=False) > 1 for key in ("decoder", "model.word_dropout")
+    if not any(data[key].astype(object).nunique(dropna=False) > 1 for key in ("decoder", *DECODER_STRENGTH)
                if key in data):  # the label, not its keys: `lab` ignores the z-only share
         data = data.iloc[:0]
-    if not data.empty and "model.word_dropout" in data and data["model.word_dropout"].nunique() > 1:
-        data = data.assign(decoder=pd.Categorical(
-            [f"{d} · wd {labels.fmt_value(w)}" if w else str(d) for d, w in zip(data["decoder"],
-                                                                                data["model.word_dropout"])]))
+    varied = [key for key in DECODER_STRENGTH if not data.empty and key in data and data[key].nunique() > 1]
+    if varied:
+        names = [" · ".join([str(row[0]), *(f"{DECODER_STRENGTH[key][0]} {labels.fmt_value(value)}"
+                                            for key, value in zip(varied, row[1:])
+                                            if value != DECODER_STRENGTH[key][1])])
+                 for row in zip(data["decoder"], *(data[key] for key in varied))]
+        order = sorted(zip(data["decoder"].cat.codes, names))  # as the decoders grow stronger, then by name
+        data = data.assign(decoder=pd.Categorical(names, categories=list(dict.fromkeys(n for _, n in order))))
     return _latent_cells(data, column="decoder")
 
 

@@ -70,9 +70,10 @@ def test_the_decoder_map_has_a_cell_per_kl_and_decoder_of_the_decoder_block_only
     from studies import contract
     from studies.report.analysis import decoder_cells
 
-    def trial(decoder, sd, blocks, status, heldout):
+    def trial(decoder, sd, blocks, status, heldout, tf=1.0):
         return {"phase": "search", "blocks": blocks, "model.decoder": decoder, "model.source_dropout": sd,
-                "model.source_z": "posterior", "model.word_dropout": 0.0, "kl_group": "monotonic β=0.5",
+                "model.source_z": "posterior", "model.word_dropout": 0.0, "teacher_forcing.start": tf,
+                "kl_group": "monotonic β=0.5",
                 "finished": True, "status": status, Status.COLLAPSED: status == Status.COLLAPSED,
                 Status.PRIOR_HOLE: status == Status.PRIOR_HOLE, "run_id": f"{decoder}{sd}{status}",
                 contract.BEST_LATENT_ACTIVE_UNITS: 8.0, contract.BEST_LATENT_KL: 5.0,
@@ -93,6 +94,14 @@ def test_the_decoder_map_has_a_cell_per_kl_and_decoder_of_the_decoder_block_only
     lab_only = frame.assign(**{"model.decoder": "lab"}, decoder=pd.Categorical(["lab"] * 4))
     assert decoder_cells(lab_only.assign(blocks=[[]] * 4)).empty  # nothing varies the decoder: no map
     assert set(decoder_cells(frame.assign(blocks=[[]] * 4))["decoder"]) == {"lab", "copy z-only 0", "copy z-only 0.5"}
+    # teacher forcing is a decoder-strength factor: a lab decoder fed its own outputs half the time is its own cell
+    forced = pd.concat([frame, pd.DataFrame([trial("lab", 0.5, ["decoder"], Status.WORKS, 0.2, tf=0.5)])],
+                       ignore_index=True)
+    forced["decoder"] = decoder_labels(forced)
+    forced["kl_group"] = pd.Categorical(forced["kl_group"])
+    cells = decoder_cells(forced)
+    assert list(cells["decoder"].cat.categories) == ["lab", "lab · tf 0.5", "copy z-only 0"]
+    assert cells.set_index("decoder").loc["lab · tf 0.5", "heldout_mean"] == 0.2
 
 
 def test_a_confirmation_at_more_epochs_is_said_and_joined_to_its_search_figures(tmp_path):

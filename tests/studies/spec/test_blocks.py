@@ -35,6 +35,7 @@ def test_kl_ablation_spec_has_the_required_blocks() -> None:
                  c.kl.schedule) for c in configs}
     assert {("lab", 0.5, "monotonic"), ("copy", 0.0, "monotonic"), ("copy", 0.75, "monotonic"),
             ("copy", 0.0, "constant")} <= decoders
+    assert {c.teacher_forcing.start for c in configs if c.model.decoder == "lab"} == {1.0, 0.5}
     # and the same z-only path with noise decoded through its lemma, beside the one decoded directly
     assert {c.model.sampling for c in configs if (c.model.decoder, c.model.source_dropout) == ("copy", 0.75)} == {
         "direct", "lemma"}
