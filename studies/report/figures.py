@@ -6,6 +6,7 @@ and returns that reason.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,6 +125,10 @@ COLLAPSE_TITLE = "Where the posterior collapses"
 DECODER_TITLE = "Collapse map, the decoder's side"
 
 
+TICK_WIDTH = 13
+"""Characters a map's column label spans before it wraps (`copy z-only 0.75 via lemma` takes two lines)."""
+
+
 def collapse_map(*, cells: pd.DataFrame, path: Path, column: str = "latent",
                  xlabel: str = "latent size (dimensions)", title: str = COLLAPSE_TITLE,
                  heldout: bool = False,
@@ -169,6 +174,8 @@ def collapse_map(*, cells: pd.DataFrame, path: Path, column: str = "latent",
             ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8.5, color=ink,
                     bbox=dict(boxstyle="round,pad=0.2", facecolor=colour, edgecolor="none") if hatch else None)
         ax.set_facecolor("#e0e0e0")
+        ax.set_xticks(np.arange(len(latents)) + 0.5, [textwrap.fill(str(label), TICK_WIDTH) for label in latents],
+                      rotation=0)  # long decoder labels on a few short lines, level, not turned on end
         ax.set_xlabel(xlabel)
         ax.set_ylabel("KL schedule")
         ax.tick_params(axis="y", rotation=0)
