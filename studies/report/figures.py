@@ -125,13 +125,8 @@ COLLAPSE_TITLE = "Where the posterior collapses"
 DECODER_TITLE = "Collapse map, the decoder's side"
 
 
-TICK_WIDTH = 13
-"""Characters a map's column label spans before it wraps (`copy z-only 0.75 via lemma` takes two lines)."""
-
-
 def collapse_map(*, cells: pd.DataFrame, path: Path, column: str = "latent",
-                 xlabel: str = "latent size (dimensions)", title: str = COLLAPSE_TITLE,
-                 heldout: bool = False,
+                 xlabel: str = "latent size (dimensions)", title: str = COLLAPSE_TITLE, heldout: bool = False,
                  empty: str = "no trial finished training (all pruned, diverged or failed)") -> str | None:
     """Heatmap KL bundle x ``column`` (latent size, or the decoder): colour = active units, text = KL (nats) (and,
     with ``heldout``, heldout BLEU-4: unseen verbs), hatches = collapse/prior hole."""
@@ -174,10 +169,8 @@ def collapse_map(*, cells: pd.DataFrame, path: Path, column: str = "latent",
             ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8.5, color=ink,
                     bbox=dict(boxstyle="round,pad=0.2", facecolor=colour, edgecolor="none") if hatch else None)
         ax.set_facecolor("#e0e0e0")
-        ax.set_xticks(np.arange(len(latents)) + 0.5, [textwrap.fill(str(label), TICK_WIDTH) for label in latents],
-                      rotation=0)  # long decoder labels on a few short lines, level, not turned on end
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("KL schedule")
+        ax.set_xticks(np.arange(len(latents)) + 0.5, [textwrap.fill(str(c), 13) for c in latents], rotation=0)
+        ax.set(xlabel=xlabel, ylabel="KL schedule")
         ax.tick_params(axis="y", rotation=0)
         unseen = ", unseen = heldout BLEU-4" if heldout else ""
         fig.suptitle(f"{title}: colour = active units, text = KL (nats){unseen},\n"
