@@ -121,6 +121,12 @@ class ModelConfig(_Section):
     max_length: int = Field(default=25, ge=1, le=MAX_WORD_LENGTH)
     """Longest word greedy decoding may emit (characters, EOS excluded)."""
 
+    @property
+    def samples_via_lemma(self) -> bool:
+        """Whether prior draws are decoded through their simple present (`sampling: lemma` on a decoder that reads
+        a source; the lab decoder has none to read)."""
+        return self.sampling == "lemma" and self.decoder != "lab"
+
     @model_validator(mode="after")
     def _cond_fits(self) -> "ModelConfig":
         if self.cond_size >= self.hidden_size:

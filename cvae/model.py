@@ -264,13 +264,12 @@ class CVAE(nn.Module):
         emitted = self.decoder.greedy(z, self.cond(tense), max_length or self.cfg.max_length, source)
         return [decode_indices(row) for row in emitted.tolist()]
 
-
     @torch.no_grad()
     def sample(self, z: torch.Tensor, tense: torch.Tensor, max_length: int | None = None) -> list[str]:
         """Greedy words from prior draws ``z`` (B, L) under tenses (B,), decoded as ``model.sampling`` says: from
         (z, tense) alone, or (`lemma`) the simple present from (z, tense) alone and every other tense from z while
         reading that word as the source."""
-        if self.cfg.sampling == "direct" or self.cfg.decoder == "lab":
+        if not self.cfg.samples_via_lemma:
             return self.generate(z, tense, max_length)
         z, tense = z.to(self.device), tense.to(self.device)
         lemma = TENSES.index("sp")

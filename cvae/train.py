@@ -120,7 +120,7 @@ def train(args: argparse.Namespace) -> int:
     table.add_row("device", result.device)
     out.print(table)
     sampled = ("model.sampling lemma: the simple present from z, the other tenses read from it"
-               if config.model.sampling == "lemma" and config.model.decoder != "lab"
+               if config.model.samples_via_lemma
                else "every tense from (z, tense) alone")
     out.print(f"BLEU-4 is greedy decoding from the encoder's mean; the Gaussian score decodes 100 prior draws "
               f"({sampled}).")
