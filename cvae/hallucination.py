@@ -2,7 +2,10 @@
 Morphological Inflection"): made-up verbs built from the training rows, on which a decoder that reads its source
 cannot lean on memory. A row's stem (the start its four forms share) keeps its last ``KEEP`` letters, which decide
 the spelling of the endings (stop -> stopped, try -> tried, make -> making), and its start is replaced by the start
-of another verb's stem: walk + grab -> gralk, gralks, gralking, gralked. Trained as conversions read from the
+of another row's stem cut at a random length (from one letter to all of it): walk + grab -> gralk, gralks,
+gralking, gralked, or glk, ... . Cut so, a made-up verb is as often short as long: short stems (rip, nip, trip) are
+where a copying decoder runs past its source ("ripened", "tripoded"), and whole starts of distinct verbs made
+three-letter stems rare (screening in docs/results.md). Trained as conversions read from the
 source (``train.hallucinate``), they teach the decoder to copy a stem and rewrite its ending: what a verb it never
 saw needs. They never reach the latent's z-only path, prior fill or the Gaussian score."""
 
@@ -32,7 +35,7 @@ class Hallucinator:
     def __init__(self, rows: Sequence[Sequence[str]]) -> None:
         stems = [stem(row) for row in rows]
         self.rows = [(tuple(row), s) for row, s in zip(rows, stems) if len(s) >= KEEP]
-        self.starts = sorted({s[:-KEEP] for _, s in self.rows if len(s) > KEEP})  # starts to splice in
+        self.starts = [s[:-KEEP] for _, s in self.rows if len(s) > KEEP]  # starts to cut and splice in, one a row
 
     def __bool__(self) -> bool:
         return bool(self.rows and self.starts)
@@ -43,6 +46,7 @@ class Hallucinator:
         while len(out) < n:
             row, old = self.rows[rng.randrange(len(self.rows))]
             start = self.starts[rng.randrange(len(self.starts))]
+            start = start[:rng.randint(1, len(start))]
             new = start + old[-KEEP:]
             forms = tuple(new + form[len(old):] for form in row)
             if max(map(len, forms)) <= MAX_WORD_LENGTH:

@@ -48,3 +48,15 @@ def test_the_labs_decoder_ignores_hallucination():
     assert not Trainer(config, Data.load(config)).hallucinator
     copy = config.model_copy(update={"model": config.model.model_copy(update={"decoder": "copy"})})
     assert Trainer(copy, Data.load(copy)).hallucinator
+
+
+def test_short_made_up_verbs_are_at_least_as_common_as_short_training_verbs():
+    """A copying decoder runs past short sources (rip -> ripened) unless it trains on short verbs: made-up stems of
+    at most KEEP + 1 letters are drawn at least as often as the training rows have them."""
+    rows = read_train(DATA / "train.txt")
+    made = Hallucinator(rows).draw(2000, random.Random(1))
+
+    def short(rows) -> float:
+        return sum(len(stem(row)) <= KEEP + 1 for row in rows) / len(rows)
+
+    assert short(made) >= short(rows)
