@@ -25,6 +25,7 @@ from cvae.configfile import dump_config
 from cvae.scoring import Status
 from studies import contract
 from studies.contract import Phase
+from studies.queue.locks import schema_lock
 from studies.secrets import redact, scrub
 
 if TYPE_CHECKING:  # the readers (report, best, study) import this module: no torch for them
@@ -81,8 +82,10 @@ def trial_tags(*, parent_run_id: str | None, study: str, number: int, key: str, 
 
 def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Path, storage: str,
                 rank_by: str = "mean") -> StudyRun:
-    """Get or create the experiment and the parent run (RUNNING again on resume); creates the DB schema."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    """Get or create the experiment and the parent run (RUNNING again on resume); creates the DB schema, under a
+    lock, as other studies may be creating it at the same moment."""
+    with schema_lock(tracking_uri, store="mlflow"):
+        client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
         experiment_id = client.create_experiment(study, artifact_location=_artifact_location(tracking_uri, study))

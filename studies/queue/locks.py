@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -79,16 +80,26 @@ def _database_lock(engine: sqlalchemy.Engine, name: str) -> Iterator[None]:
             connection.execute(sqlalchemy.text(unlock), params)
 
 
-def schema_lock(target: str):  # noqa: ANN202 - a context manager
-    """Held while an RDB storage creates or upgrades its tables (a database lock; nothing for SQLite)."""
-    if urlsplit(target).scheme.split("+", 1)[0] not in LOCKING_DIALECTS:
+def schema_lock(target: str, *, store: str = "optuna"):  # noqa: ANN202 - a context manager
+    """Held while the ``store`` (`optuna`, `mlflow`) at RDB URL ``target`` creates or upgrades its tables, so
+    processes that open a fresh database at once do not collide (two studies started side by side in a new project
+    both build mlflow.db's tables, and SQLAlchemy fails the second half-way): a database lock on PostgreSQL or
+    MySQL; on a SQLite file a file lock outside the project, one per database file; nothing for other URLs."""
+    scheme = urlsplit(target).scheme.split("+", 1)[0]
+    if scheme == "sqlite":
+        database = sqlalchemy.engine.make_url(target).database
+        if database in (None, "", ":memory:"):
+            return nullcontext()
+        digest = hashlib.sha256(f"{Path(database).resolve()}\n{store}".encode()).hexdigest()[:16]
+        return FileLock(Path(tempfile.gettempdir()) / "cvae-studies" / f"{digest}.schema.lock")
+    if scheme not in LOCKING_DIALECTS:
         return nullcontext()
 
     @contextmanager
     def held() -> Iterator[None]:
         engine = sqlalchemy.create_engine(target, poolclass=sqlalchemy.pool.NullPool)
         try:
-            with _database_lock(engine, "cvae-studies: optuna schema"):
+            with _database_lock(engine, f"cvae-studies: {store} schema"):
                 yield
         finally:
             engine.dispose()

@@ -44,5 +44,16 @@ def test_a_sqlite_study_is_locked_next_to_its_database(tmp_path: Path) -> None:
     storage.engine.dispose()
 
 
-def test_sqlite_needs_no_schema_lock() -> None:
-    assert isinstance(schema_lock("sqlite:///optuna.db"), nullcontext)
+def test_a_sqlite_schema_is_locked_per_database_file_and_store(tmp_path: Path) -> None:
+    """Two processes building the same fresh SQLite file's tables at once collide: the lock is per file and store,
+    held outside the project (nothing is made beside the database)."""
+    url = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with schema_lock(url, store="mlflow"):
+        same = schema_lock(f"sqlite:///{tmp_path}/./mlflow.db", store="mlflow")
+        assert isinstance(same, FileLock) and not same.acquire(blocking=False)
+        for other in (schema_lock(url, store="optuna"), schema_lock(f"sqlite:///{tmp_path / 'other.db'}")):
+            assert isinstance(other, FileLock) and other.acquire(blocking=False)
+            other.release()
+    assert list(tmp_path.iterdir()) == []
+    assert isinstance(schema_lock("sqlite:///:memory:"), nullcontext)
+    assert isinstance(schema_lock("sqlite://"), nullcontext)
