@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvae.configfile import load_config
 from studies.spec import load_spec
 from tests.studies.spec.conftest import BASE, error_of, write
 
@@ -39,6 +40,9 @@ def test_kl_ablation_spec_has_the_required_blocks() -> None:
     # and the same z-only path with noise decoded through its lemma, beside the one decoded directly
     assert {c.model.sampling for c in configs if (c.model.decoder, c.model.source_dropout) == ("copy", 0.75)} == {
         "direct", "lemma"}
+    # the copying decoder at the width of the recipe for unseen verbs (the study's time budget)
+    assert {c.model.hidden_size for c in configs if c.model.decoder == "copy"} == {
+        load_config("unseen.yaml").model.hidden_size}
     # the search screens at fewer epochs than the confirmation trains (study.confirm.set)
     assert spec.settings.confirm.assignments() == {"train.epochs": 30} and spec.base.train.epochs < 30
     assert spec.base.data.val_verbs > 0 and spec.settings.pruner == "settled"
