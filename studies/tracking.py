@@ -25,7 +25,6 @@ from cvae.configfile import dump_config
 from cvae.scoring import Status
 from studies import contract
 from studies.contract import Phase
-from studies.queue.locks import schema_lock
 from studies.secrets import redact, scrub
 
 if TYPE_CHECKING:  # the readers (report, best, study) import this module: no torch for them
@@ -84,6 +83,8 @@ def start_study(*, tracking_uri: str, study: str, objective: str, spec_path: Pat
                 rank_by: str = "mean") -> StudyRun:
     """Get or create the experiment and the parent run (RUNNING again on resume); creates the DB schema, under a
     lock, as other studies may be creating it at the same moment."""
+    from studies.queue.locks import schema_lock  # the writer's: the readers that import this module load no optuna
+
     with schema_lock(tracking_uri, store="mlflow"):
         client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(study)
